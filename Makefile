@@ -1,0 +1,67 @@
+# The workbook's two commands: `make run` and `make test`. Both set up .venv first (idempotent).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+NBTEST := build/nbtest
+export PYTHONHASHSEED := 0
+export TF_CPP_MIN_LOG_LEVEL := 2
+
+.PHONY: setup chromium run test lint unit notebooks lab release grade serve bench clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip uv
+	$(BIN)/uv pip install -q --python $(BIN)/python -e '.[dev]'
+	@touch $(STAMP)
+
+# Debian's Chromium for the browser tests; Playwright never downloads a browser of its own.
+chromium:
+	@test -x /usr/bin/chromium || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+	  else sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; fi; }
+
+# Execute every notebook and solution in course order at default parameters (FULL=1: production sizes).
+run: setup
+	$(BIN)/prodml run $(if $(FULL),--full)
+
+lint: setup
+	$(BIN)/ruff check utils tests benchmarks
+	$(BIN)/ruff format --check utils tests benchmarks
+	$(BIN)/nbqa ruff notebooks solutions
+
+unit: setup chromium
+	$(BIN)/pytest tests
+
+# Smoke-parameter copies of every notebook (papermill --prepare-only), executed cell by cell by nbval.
+notebooks: setup
+	rm -rf $(NBTEST) && $(BIN)/prodml run --smoke --prepare-only --out $(NBTEST) notebooks
+	PRODML_RUN_DIR=$(CURDIR)/build/nbrun $(BIN)/pytest --nbval-lax --nbval-cell-timeout=600 -p no:cacheprovider $(NBTEST)
+
+test: lint
+	$(BIN)/prodml release --check
+	$(MAKE) unit
+	$(MAKE) notebooks
+
+lab: setup
+	$(BIN)/jupyter lab
+
+release: setup
+	$(BIN)/prodml release
+
+grade: setup
+	@test -n "$(NB)" || { echo "usage: make grade NB=labs/<lab>/<notebook>.ipynb"; exit 2; }
+	$(BIN)/prodml grade $(NB)
+
+serve: setup
+	@test -n "$(MODEL)" || { echo "usage: make serve MODEL=name=export_dir"; exit 2; }
+	$(BIN)/prodml serve --model $(MODEL)
+
+bench: setup
+	for b in benchmarks/*.py; do $(BIN)/python $$b || exit 1; done
+
+clean:
+	rm -rf build runs

@@ -1,0 +1,40 @@
+"""Every test writes under its own temporary run folder, never the repository's."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from prodml import config
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _session_run_dir(tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("run")
+    old = os.environ.get("PRODML_RUN_DIR")
+    os.environ["PRODML_RUN_DIR"] = str(run_dir)
+    for var in ("PRODML_WAREHOUSE", "PRODML_STORAGE"):
+        os.environ.pop(var, None)
+    yield run_dir
+    if old is None:
+        os.environ.pop("PRODML_RUN_DIR", None)
+    else:
+        os.environ["PRODML_RUN_DIR"] = old
+
+
+@pytest.fixture
+def run_dir(tmp_path, monkeypatch):
+    """A fresh run folder for one test."""
+    monkeypatch.setenv("PRODML_RUN_DIR", str(tmp_path / "run"))
+    config.reset()
+    yield tmp_path / "run"
+    config.reset()
+
+
+@pytest.fixture
+def repo() -> Path:
+    return REPO
