@@ -1,0 +1,147 @@
+"""The babyweight regressor: a Keras 3 wide-and-deep model whose preprocessing lives inside it.
+
+The model takes the four features as the front-end sends them (two strings, two numbers), so
+the exported SavedModel needs no feature code beside it: ``StringLookup`` turns is_male and
+plurality into indices (an unknown string is the out-of-vocabulary index 0, never an error),
+``Discretization`` buckets mother_age and gestation_weeks, ``HashedCrossing`` crosses the two
+bucket indices and an ``Embedding`` learns a vector per cross.
+
+- wide part: one-hot is_male, plurality, age bucket and gestation bucket, fed linearly to the output;
+- deep part: the scaled numbers, the one-hot strings and the cross's embedding through dense layers;
+- output: one linear unit named ``weight`` over the wide features and the last deep layer.
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from prodml.babyweight.data import FEATURES, GENDERS, LABEL, PLURALITIES
+
+#: bucket boundaries (the course's: ages 15..44, weeks 17..46 by one).
+AGE_BOUNDARIES = [float(x) for x in np.arange(15, 45, 1)]
+GESTATION_BOUNDARIES = [float(x) for x in np.arange(17, 47, 1)]
+CROSS_BINS = 1000
+EMBED_DIM = 8
+HIDDEN_UNITS = (64, 32)
+
+
+def inputs() -> dict[str, keras.KerasTensor]:
+    """One scalar input per feature: is_male and plurality strings, the two numbers float32."""
+    return {
+        "is_male": keras.Input(shape=(), dtype="string", name="is_male"),
+        "mother_age": keras.Input(shape=(), dtype="float32", name="mother_age"),
+        "plurality": keras.Input(shape=(), dtype="string", name="plurality"),
+        "gestation_weeks": keras.Input(shape=(), dtype="float32", name="gestation_weeks"),
+    }
+
+
+def build(seed: int | None = 42, learning_rate: float = 0.003) -> keras.Model:
+    """A compiled wide-and-deep regressor (MSE loss, RMSE metric). ``seed`` seeds Python,
+    NumPy and TensorFlow (``keras.utils.set_random_seed``) so the same data gives the same model."""
+    if seed is not None:
+        keras.utils.set_random_seed(seed)
+    x = inputs()
+    gender_idx = keras.layers.StringLookup(vocabulary=list(GENDERS), name="is_male_lookup")(
+        x["is_male"]
+    )
+    plurality_idx = keras.layers.StringLookup(
+        vocabulary=list(PLURALITIES), name="plurality_lookup"
+    )(x["plurality"])
+    age_bucket = keras.layers.Discretization(AGE_BOUNDARIES, name="age_buckets")(x["mother_age"])
+    gestation_bucket = keras.layers.Discretization(GESTATION_BOUNDARIES, name="gestation_buckets")(
+        x["gestation_weeks"]
+    )
+
+    def one_hot(index, size, name):
+        return keras.layers.CategoryEncoding(size, output_mode="one_hot", name=name)(index)
+
+    gender_1h = one_hot(gender_idx, len(GENDERS) + 1, "is_male_onehot")
+    plurality_1h = one_hot(plurality_idx, len(PLURALITIES) + 1, "plurality_onehot")
+    age_1h = one_hot(age_bucket, len(AGE_BOUNDARIES) + 1, "age_onehot")
+    gestation_1h = one_hot(gestation_bucket, len(GESTATION_BOUNDARIES) + 1, "gestation_onehot")
+
+    cross = keras.layers.HashedCrossing(CROSS_BINS, name="age_x_gestation")(
+        (age_bucket, gestation_bucket)
+    )
+    cross_embed = keras.layers.Embedding(CROSS_BINS, EMBED_DIM, name="cross_embedding")(cross)
+
+    # Numbers scaled to about [-2, 2] with fixed constants: nothing to adapt, nothing to skew.
+    age = keras.layers.Rescaling(1 / 6.0, offset=-5.0, name="age_scaled")(
+        keras.layers.Reshape((1,))(x["mother_age"])
+    )
+    gestation = keras.layers.Rescaling(1 / 3.0, offset=-13.0, name="gestation_scaled")(
+        keras.layers.Reshape((1,))(x["gestation_weeks"])
+    )
+
+    wide = keras.layers.Concatenate(name="wide")([gender_1h, plurality_1h, age_1h, gestation_1h])
+    deep = keras.layers.Concatenate(name="deep_inputs")(
+        [age, gestation, gender_1h, plurality_1h, cross_embed]
+    )
+    for i, units in enumerate(HIDDEN_UNITS):
+        deep = keras.layers.Dense(units, activation="relu", name=f"deep_{i}")(deep)
+    both = keras.layers.Concatenate(name="wide_and_deep")([wide, deep])
+    weight = keras.layers.Dense(1, name="weight")(both)
+
+    model = keras.Model(inputs=x, outputs=weight, name="babyweight")
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate),
+        loss="mse",
+        metrics=[keras.metrics.RootMeanSquaredError(name="rmse")],
+    )
+    return model
+
+
+#: The serving signature's inputs: the course's instance, one tensor per feature, any batch size.
+SERVING_SIGNATURE = [
+    tf.TensorSpec([None], tf.string, name="is_male"),
+    tf.TensorSpec([None], tf.float32, name="mother_age"),
+    tf.TensorSpec([None], tf.string, name="plurality"),
+    tf.TensorSpec([None], tf.float32, name="gestation_weeks"),
+]
+#: The keyed signature's inputs: the same plus a ``key`` that comes back unchanged.
+KEYED_SIGNATURE = [*SERVING_SIGNATURE, tf.TensorSpec([None], tf.string, name="key")]
+
+
+def serving_fn(model: keras.Model):
+    """``serving_default``: the four features -> ``{"weight": float32 [None]}``."""
+
+    @tf.function(input_signature=SERVING_SIGNATURE)
+    def serve(is_male, mother_age, plurality, gestation_weeks):
+        features = dict(
+            zip(FEATURES, (is_male, mother_age, plurality, gestation_weeks), strict=True)
+        )
+        return {"weight": tf.squeeze(model(features, training=False), axis=-1)}
+
+    return serve
+
+
+def keyed_fn(model: keras.Model):
+    """``keyed``: the four features and a ``key`` -> ``{"weight", "key"}`` (key passed through)."""
+
+    @tf.function(input_signature=KEYED_SIGNATURE)
+    def serve_keyed(is_male, mother_age, plurality, gestation_weeks, key):
+        features = dict(
+            zip(FEATURES, (is_male, mother_age, plurality, gestation_weeks), strict=True)
+        )
+        return {
+            "weight": tf.squeeze(model(features, training=False), axis=-1),
+            "key": tf.identity(key),
+        }
+
+    return serve_keyed
+
+
+__all__ = [
+    "AGE_BOUNDARIES",
+    "GESTATION_BOUNDARIES",
+    "CROSS_BINS",
+    "LABEL",
+    "SERVING_SIGNATURE",
+    "KEYED_SIGNATURE",
+    "inputs",
+    "build",
+    "serving_fn",
+    "keyed_fn",
+]
