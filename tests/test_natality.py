@@ -163,3 +163,11 @@ def test_refuses_real_bigquery(run_dir, monkeypatch):
     assert natality.load() == natality.TABLE  # the public table is already there
     with pytest.raises(ValueError, match="refusing to write synthetic natality"):
         natality.load(table="some-project.mydata.natality")
+
+
+def test_expected_weight_takes_the_models_strings(rows):
+    some = rows.head(500)
+    as_strings = some.assign(is_male=some["is_male"].map({True: "True", False: "False"}))
+    np.testing.assert_allclose(natality.expected_weight(as_strings), natality.expected_weight(some))
+    with pytest.raises(ValueError, match="missing or out-of-range"):
+        natality.expected_weight(some.assign(is_male="Unknown"))

@@ -87,33 +87,11 @@ UNKNOWN = 99
 
 # --- the weight model -------------------------------------------------------------------
 # Mean birth weight (g) by completed gestation week, singletons of both sexes (Alexander 1996).
-_GROWTH_WEEKS = np.array(
-    [17, 20, 22, 24, 26, 28, 30, 32, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 47]
-)
-_GROWTH_GRAMS = np.array(
-    [
-        150,
-        330,
-        480,
-        650,
-        850,
-        1150,
-        1450,
-        1850,
-        2350,
-        2600,
-        2850,
-        3080,
-        3260,
-        3390,
-        3480,
-        3560,
-        3590,
-        3580,
-        3550,
-        3500,
-    ]
-)
+# fmt: off
+_GROWTH_WEEKS = np.array([17, 20, 22, 24, 26, 28, 30, 32, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 47])
+_GROWTH_GRAMS = np.array([150, 330, 480, 650, 850, 1150, 1450, 1850, 2350, 2600, 2850, 3080, 3260,
+                          3390, 3480, 3560, 3590, 3580, 3550, 3500])
+# fmt: on
 #: Alexander's curve is for 1991 births; this lifts the overall mean to NCHS's 2000s figure.
 _SCALE = 1.025
 _SEX_FACTOR = {True: 1.018, False: 0.982}
@@ -175,35 +153,35 @@ def _mu(is_male, mother_age, plurality, gestation_weeks) -> np.ndarray:
     return _SCALE * grams / GRAMS_PER_POUND * sex * plur * _age_factor(mother_age)
 
 
+_FEATURE_RANGES = {"mother_age": (12, 50), "plurality": (1, 5), "gestation_weeks": (17, 47)}
+
+
 def _features(df: pd.DataFrame) -> tuple[np.ndarray, ...]:
-    missing = [c for c in ("is_male", "mother_age", "plurality", "gestation_weeks") if c not in df]
+    """is_male (bool), mother_age, plurality (int), gestation_weeks as arrays; refuses bad rows."""
+    missing = [c for c in ("is_male", *_FEATURE_RANGES) if c not in df]
     if missing:
         raise ValueError(f"frame is missing column(s) {missing}; it has {list(df.columns)}")
-    cols = {}
-    for name in ("mother_age", "plurality", "gestation_weeks"):
-        values = pd.to_numeric(df[name]).astype("float64").to_numpy(na_value=np.nan)
-        cols[name] = values
-    age, plur, gest = cols["mother_age"], cols["plurality"], cols["gestation_weeks"]
-    bad = (
-        np.isnan(age)
-        | (age < 12)
-        | (age > 50)
-        | np.isnan(plur)
-        | (plur < 1)
-        | (plur > 5)
-        | np.isnan(gest)
-        | (gest < 17)
-        | (gest > 47)
-        | df["is_male"].isna().to_numpy()
-    )
+    sex = df["is_male"]
+    if not pd.api.types.is_bool_dtype(sex):  # the model's strings "True" / "False"
+        sex = sex.map({"True": True, "False": False, True: True, False: False})
+    bad = sex.isna().to_numpy().copy()
+    values = {}
+    for name, (low, high) in _FEATURE_RANGES.items():
+        values[name] = pd.to_numeric(df[name]).astype("float64").to_numpy(na_value=np.nan)
+        bad |= ~((values[name] >= low) & (values[name] <= high))  # NaN fails both
     if bad.any():
         first = int(np.flatnonzero(bad)[0])
+        shown = df.iloc[first][["is_male", *_FEATURE_RANGES]].to_dict()
         raise ValueError(
             f"{int(bad.sum())} row(s) have missing or out-of-range features (first: position "
-            f"{first}, {df.iloc[first][['is_male', 'mother_age', 'plurality', 'gestation_weeks']].to_dict()}); "
-            f"keep the clean rows first: clean(df) or WHERE {CLEAN_WHERE}"
+            f"{first}, {shown}); keep the clean rows first: clean(df) or WHERE {CLEAN_WHERE}"
         )
-    return df["is_male"].to_numpy(dtype=bool), age, plur.astype(int), gest
+    return (
+        sex.to_numpy(dtype=bool),
+        values["mother_age"],
+        values["plurality"].astype(int),
+        values["gestation_weeks"],
+    )
 
 
 def expected_weight(df: pd.DataFrame) -> np.ndarray:
@@ -249,66 +227,15 @@ def clean(df: pd.DataFrame) -> pd.DataFrame:
 
 
 # --- the other columns ------------------------------------------------------------------
-_STATES = (
-    "CA TX NY FL IL PA OH GA NC MI NJ AZ VA WA IN TN MA MO MD MN WI CO AL SC LA KY OK UT OR "
-    "CT AR MS IA KS NV NM NE ID WV HI ME NH RI MT DE SD ND AK DC VT WY"
-).split()
-# approximate shares of US births in the 2000s, largest first
-_STATE_WEIGHTS = np.array(
-    [
-        13.2,
-        9.3,
-        6.1,
-        5.3,
-        4.3,
-        3.5,
-        3.6,
-        3.4,
-        3.0,
-        3.1,
-        2.8,
-        2.3,
-        2.5,
-        2.0,
-        2.1,
-        1.9,
-        1.9,
-        1.9,
-        1.8,
-        1.7,
-        1.7,
-        1.7,
-        1.5,
-        1.4,
-        1.5,
-        1.4,
-        1.3,
-        1.3,
-        1.2,
-        1.0,
-        0.9,
-        1.0,
-        0.9,
-        1.0,
-        0.9,
-        0.7,
-        0.6,
-        0.6,
-        0.5,
-        0.46,
-        0.34,
-        0.35,
-        0.32,
-        0.3,
-        0.29,
-        0.28,
-        0.27,
-        0.25,
-        0.24,
-        0.16,
-        0.17,
-    ]
-)
+# approximate shares (%) of US births in the 2000s, by state (and DC)
+_STATE_SHARES = """
+CA 13.2 TX 9.3 NY 6.1 FL 5.3 IL 4.3 PA 3.5 OH 3.6 GA 3.4 NC 3.0 MI 3.1 NJ 2.8 AZ 2.3 VA 2.5
+WA 2.0 IN 2.1 TN 1.9 MA 1.9 MO 1.9 MD 1.8 MN 1.7 WI 1.7 CO 1.7 AL 1.5 SC 1.4 LA 1.5 KY 1.4
+OK 1.3 UT 1.3 OR 1.2 CT 1.0 AR 0.9 MS 1.0 IA 0.9 KS 1.0 NV 0.9 NM 0.7 NE 0.6 ID 0.6 WV 0.5
+HI 0.46 ME 0.34 NH 0.35 RI 0.32 MT 0.3 DE 0.29 SD 0.28 ND 0.27 AK 0.25 DC 0.24 VT 0.16 WY 0.17
+""".split()
+_STATES = np.array(_STATE_SHARES[0::2], dtype=object)
+_STATE_WEIGHTS = np.array(_STATE_SHARES[1::2], dtype=float)
 # natality race codes: white, black, american indian, chinese, japanese, filipino, other, asian
 # indian, korean, vietnamese
 _RACES = np.array([1, 2, 3, 4, 5, 7, 9, 18, 28, 48])
@@ -362,7 +289,7 @@ def generate(rows: int = 1_000_000, seed: int = 0) -> pd.DataFrame:
     day = 1 + np.floor(rng.random(n) * days_in_month).astype(int)
     dates = pd.to_datetime({"year": year, "month": month, "day": day})
     wday = ((dates.dt.dayofweek.to_numpy() + 1) % 7) + 1  # 1 = Sunday ... 7 = Saturday
-    state = rng.choice(np.array(_STATES, dtype=object), n, p=_STATE_WEIGHTS / _STATE_WEIGHTS.sum())
+    state = rng.choice(_STATES, n, p=_STATE_WEIGHTS / _STATE_WEIGHTS.sum())
     state[year > 2004] = None
 
     # the mother and the birth
