@@ -35,7 +35,7 @@ MULTIPLE = PLURALITIES[-1]
 GENDERS = ("True", "False", "Unknown")
 UNKNOWN = GENDERS[-1]
 
-#: natality codes gestation_weeks 99 for "unknown"; the query drops those rows.
+#: natality codes an unknown gestation as 99 weeks; the query keeps gestation_weeks < 99.
 UNKNOWN_GESTATION = 99
 
 SPLITS = ("train", "eval")
@@ -61,12 +61,12 @@ def query(split: str | None = None, limit: int | None = None, table: str = SOURC
         "mother_age > 0",
         "plurality > 0",
         "gestation_weeks > 0",
-        f"gestation_weeks != {UNKNOWN_GESTATION}",
+        f"gestation_weeks < {UNKNOWN_GESTATION}",
     ]
     if split is not None:
         where.append(_SPLIT_CONDITION[split])
     sql = (
-        f"SELECT\n  {LABEL},\n  is_male,\n  mother_age,\n  plurality,\n  gestation_weeks,\n"
+        f"SELECT\n  year,\n  month,\n  {LABEL},\n  is_male,\n  mother_age,\n  plurality,\n  gestation_weeks,\n"
         f"  {HASHMONTH} AS hashmonth\n"
         f"FROM `{table}`\n"
         f"WHERE\n  " + "\n  AND ".join(where)

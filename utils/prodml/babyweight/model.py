@@ -25,6 +25,7 @@ GESTATION_BOUNDARIES = [float(x) for x in np.arange(17, 47, 1)]
 CROSS_BINS = 1000
 EMBED_DIM = 8
 HIDDEN_UNITS = (64, 32)
+MEAN_WEIGHT = 7.3
 
 
 def inputs() -> dict[str, keras.KerasTensor]:
@@ -82,7 +83,10 @@ def build(seed: int | None = 42, learning_rate: float = 0.003) -> keras.Model:
     for i, units in enumerate(HIDDEN_UNITS):
         deep = keras.layers.Dense(units, activation="relu", name=f"deep_{i}")(deep)
     both = keras.layers.Concatenate(name="wide_and_deep")([wide, deep])
-    weight = keras.layers.Dense(1, name="weight")(both)
+    # Start from the mean US birth weight (about 7.3 lb) rather than 0: fewer steps to converge.
+    weight = keras.layers.Dense(
+        1, bias_initializer=keras.initializers.Constant(MEAN_WEIGHT), name="weight"
+    )(both)
 
     model = keras.Model(inputs=x, outputs=weight, name="babyweight")
     model.compile(
@@ -133,7 +137,13 @@ def keyed_fn(model: keras.Model):
     return serve_keyed
 
 
+def signatures(model: keras.Model) -> dict:
+    """Both signatures, ready for ``tf.saved_model.save(model, path, signatures=...)``."""
+    return {"serving_default": serving_fn(model), "keyed": keyed_fn(model)}
+
+
 __all__ = [
+    "signatures",
     "AGE_BOUNDARIES",
     "GESTATION_BOUNDARIES",
     "CROSS_BINS",
