@@ -101,3 +101,20 @@ def first_line(text: str) -> str:
     """The first non-empty line of an error message (ANSI colour codes removed)."""
     text = re.sub(r"\x1b\[[0-9;]*m", "", text or "")
     return next((line.strip() for line in text.splitlines() if line.strip()), "")
+
+
+def parse_value(text: str) -> object:
+    """A ``-p NAME VALUE`` value as papermill's command line reads it.
+
+    Integers and floats become numbers, ``True``/``False``/``None`` the Python constants, anything
+    else stays a string.
+    """
+    constants = {"True": True, "False": False, "None": None}
+    if text in constants:
+        return constants[text]
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
