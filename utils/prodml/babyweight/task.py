@@ -46,13 +46,9 @@ COURSE_INSTANCE = {
 }
 
 
-def ensure_natality(rows: int, seed: int, client=None) -> str | None:
-    """Fill the local warehouse's natality table when the warehouse is the embedded one.
-
-    On BigQuery the public table is already there and nothing is loaded (returns None).
-    """
-    if config.settings().warehouse != "duckdb":
-        return None
+def ensure_natality(rows: int, seed: int, client=None) -> str:
+    """Fill the local warehouse's natality table with ``rows`` synthetic rows (cheap when it
+    already holds them); on BigQuery the public table is used as it is. Returns the table id."""
     from prodml.datasets import natality
 
     return natality.load(client=client, rows=rows, seed=seed)
