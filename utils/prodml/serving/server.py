@@ -1,0 +1,103 @@
+"""``prodml serve``: load SavedModels and answer the TF Serving, ML Engine and Vertex AI REST APIs.
+
+    prodml serve --model babyweight=runs/.../export [--model other=DIR] [--port 8501]
+
+``EXPORT_DIR`` is a SavedModel directory or a TF-Serving-style base directory of integer version
+subdirectories (all are loaded; the highest takes the traffic). The HTTP server is uvicorn
+(httptools, uvloop) running :class:`prodml.serving.app.App`; SIGTERM or SIGINT stop it
+gracefully (requests in flight are answered).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import socket
+import sys
+from pathlib import Path
+
+DEFAULT_PORT = 8501  # TF Serving's REST port
+
+
+def _model_arg(text: str) -> tuple[str, str]:
+    name, sep, path = text.partition("=")
+    if not sep or not name or not path:
+        raise argparse.ArgumentTypeError(f"--model takes NAME=EXPORT_DIR, got {text!r}")
+    return name, path
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", action="append", type=_model_arg, required=True,
+                        metavar="NAME=EXPORT_DIR", help="a model to serve (repeatable)")  # fmt: skip
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="port (0: any free port)")
+    parser.add_argument("--port-file", help="write the bound port and URL here as JSON once ready")
+    parser.add_argument("--max-batch-size", type=int, default=256,
+                        help="most instances per signature call when batching concurrent requests")  # fmt: skip
+    parser.add_argument("--batch-timeout-ms", type=float, default=0.0,
+                        help="how long a batch waits for more requests (0: run as soon as the model is free)")  # fmt: skip
+    parser.add_argument("--max-instances", type=int, default=10_000,
+                        help="most instances in one request (more: 400)")  # fmt: skip
+    parser.add_argument("--max-body-bytes", type=int, default=10 * 1024 * 1024,
+                        help="largest request body (more: 413)")  # fmt: skip
+
+
+def main(args: argparse.Namespace) -> int:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import uvicorn
+
+    from prodml.serving.app import App, Options, Registry
+
+    registry = Registry(Options(max_batch_size=args.max_batch_size,
+                                batch_timeout_ms=args.batch_timeout_ms,
+                                max_instances=args.max_instances,
+                                max_body_bytes=args.max_body_bytes))  # fmt: skip
+    for name, path in args.model:
+        try:
+            model = registry.add_model(name, path)
+        except (FileNotFoundError, ValueError, OSError) as exc:
+            print(f"prodml serve: cannot load model {name!r}: {exc}", file=sys.stderr)
+            return 2
+        print(
+            f"prodml serve: model {name!r} versions {sorted(model.versions)} from {path}",
+            flush=True,
+        )
+
+    sock = socket.socket(socket.AF_INET6 if ":" in args.host else socket.AF_INET)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((args.host, args.port))
+    except OSError as exc:
+        print(f"prodml serve: cannot bind {args.host}:{args.port}: {exc}", file=sys.stderr)
+        return 2
+    port = sock.getsockname()[1]
+    url = f"http://{args.host if ':' not in args.host else f'[{args.host}]'}:{port}"
+
+    config = uvicorn.Config(App(registry), loop="uvloop", http="httptools", lifespan="on",
+                            log_level="warning", access_log=False, timeout_graceful_shutdown=10)  # fmt: skip
+    server = uvicorn.Server(config)
+
+    async def _announce():  # the socket is already listening; tell whoever waits
+        print(f"prodml serve: listening on {url}", flush=True)
+        if args.port_file:
+            tmp = Path(args.port_file).with_suffix(".tmp")
+            tmp.write_text(json.dumps({"port": port, "url": url, "pid": os.getpid()}))
+            tmp.replace(args.port_file)
+
+    original_startup = server.startup
+
+    async def startup(sockets=None):
+        await original_startup(sockets=sockets)
+        await _announce()
+
+    server.startup = startup
+    # uvicorn shuts down gracefully on SIGTERM/SIGINT, then re-raises the signal: end cleanly.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    try:
+        server.run(sockets=[sock])
+    except (SystemExit, KeyboardInterrupt):
+        pass
+    print("prodml serve: stopped", flush=True)
+    return 0
