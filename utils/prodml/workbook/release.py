@@ -101,6 +101,8 @@ def _strip(source: str, where: str, *, html: bool = False) -> str:
     text = "".join(out)
     if source.endswith("\n") and out and not text.endswith("\n"):
         text += "\n"
+    elif not source.endswith("\n") and text.endswith("\n"):
+        text = text[:-1]  # a notebook cell's last line has no newline: keep it that way
     return text
 
 

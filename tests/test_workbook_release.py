@@ -1,0 +1,145 @@
+"""prodml release: solutions/ -> labs/ (stubs, hidden tests removed, outputs cleared, --check)."""
+
+from __future__ import annotations
+
+import ast
+import json
+from argparse import Namespace
+
+import nbformat
+import pytest
+from fixtures.tinylab import NOTEBOOK, make_lab
+from prodml.workbook import notebooks, release
+
+STUB1 = '    raise NotImplementedError("TODO 1: return the sum of a and b")\n'
+
+
+def test_release_writes_stubs_and_removes_hidden_tests(tmp_path):
+    solution, lab = make_lab(tmp_path)
+    assert sorted(p.name for p in lab.iterdir()) == [NOTEBOOK, "helper.py", "index.html"]
+    assert "generated" in (lab.parent / "README.md").read_text()
+
+    helper = (lab / "helper.py").read_text()
+    assert helper.endswith("    # TODO 1: return the sum of a and b\n" + STUB1)
+    assert "return a + b" not in helper and "SOLUTION" not in helper
+    ast.parse(helper)
+
+    html = (lab / "index.html").read_text()
+    assert '<!-- TODO 3: add a paragraph with id "answer" holding 42 -->\n  </body>' in html
+    assert 'id="answer"' not in html.replace('with id "answer"', "")
+    assert "SOLUTION" not in html
+
+    nb = notebooks.read(lab / NOTEBOOK)
+    cells = {cell.id: cell for cell in nb.cells}
+    assert [c.id for c in nb.cells] == [c.id for c in notebooks.read(solution / NOTEBOOK).cells]
+    assert cells["scale"].source == (
+        "def scale(values, factor):\n"
+        '    """Multiply every value by factor."""\n'
+        "    # TODO 2: return a list with every value multiplied by factor\n"
+        '    raise NotImplementedError("TODO 2: return a list with every value multiplied by factor")'
+    )
+    assert cells["check-scale"].source == "assert scale([1, 2], 3) == [3, 6]"
+    assert cells["check-add"].metadata["prodml"] == {"points": 2}
+    assert "blob/main/labs/tinylab/01_tinylab.ipynb" in cells["title"].source
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            assert cell.outputs == [] and cell.execution_count is None
+            ast.parse(cell.source)
+    nbformat.validate(nb)
+
+
+def test_release_clears_outputs_and_is_deterministic(tmp_path):
+    solution, lab = make_lab(tmp_path)
+    nb = notebooks.read(solution / NOTEBOOK)
+    cell = next(c for c in nb.cells if c.id == "setup")
+    cell.execution_count = 3
+    cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text="hello\n")]
+    cell.metadata["execution"] = {"iopub.status.idle": "2026-01-01T00:00:00"}
+    notebooks.write(nb, solution / NOTEBOOK)
+
+    first = release.generate(solution.parent)
+    second = release.generate(solution.parent)
+    assert first == second
+    released = nbformat.reads(first[f"tinylab/{NOTEBOOK}"].decode(), as_version=4)
+    setup = next(c for c in released.cells if c.id == "setup")
+    assert setup.outputs == [] and setup.execution_count is None
+    assert "execution" not in setup.metadata
+    text = first[f"tinylab/{NOTEBOOK}"].decode()
+    assert text == nbformat.writes(released) + "\n"
+    assert json.loads(text)["nbformat_minor"] >= 5
+
+
+def test_check_detects_stale_missing_and_extra_files(tmp_path, capsys):
+    solution, lab = make_lab(tmp_path)
+    args = Namespace(check=True, solutions=solution.parent, labs=lab.parent)
+    assert release.main(args) == 0
+    assert "is up to date (4 files)" in capsys.readouterr().out
+
+    (lab / "helper.py").write_text((lab / "helper.py").read_text() + "# student edit\n")
+    (lab / "index.html").unlink()
+    (lab / "notes.txt").write_text("extra\n")
+    (solution / "data.csv").write_text("a,b\n1,2\n")
+    assert release.main(args) == 1
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[:4] == [
+        "missing: tinylab/data.csv",
+        "stale:   tinylab/helper.py",
+        "missing: tinylab/index.html",
+        "extra:   tinylab/notes.txt",
+    ]
+
+    assert release.main(Namespace(check=False, solutions=solution.parent, labs=lab.parent)) == 0
+    assert release.main(args) == 0
+    assert not (lab / "notes.txt").exists()
+    assert (lab / "data.csv").read_text() == "a,b\n1,2\n"
+
+
+@pytest.mark.parametrize(
+    ("source", "line", "message"),
+    [
+        ("x = 1\n# TODO 1: a\n# BEGIN SOLUTION\ny = 2\n", 3, "never closed"),
+        ("# TODO 1: a\n# BEGIN SOLUTION\n# BEGIN SOLUTION\n# END SOLUTION\n", 3, "cannot nest"),
+        ("# TODO 1: a\n# BEGIN SOLUTION\n# BEGIN HIDDEN TESTS\n", 3, "cannot nest"),
+        ("x = 1\n# END SOLUTION\n", 2, "END SOLUTION without BEGIN SOLUTION"),
+        ("# BEGIN HIDDEN TESTS\n# END SOLUTION\n", 2, "without BEGIN SOLUTION"),
+        ("x = 1\n# BEGIN SOLUTION\nx = 2\n# END SOLUTION\n", 2, "must follow a '# TODO n: ...'"),
+        (
+            "def f():\n    # TODO 1: a\n# BEGIN SOLUTION\n    return 1\n# END SOLUTION\n",
+            3,
+            "does not parse",
+        ),
+    ],
+)
+def test_bad_markers_name_file_and_line(source, line, message):
+    with pytest.raises(release.ReleaseError, match=message) as error:
+        release.release_python(source, "lab/app.py")
+    assert str(error.value).startswith(f"lab/app.py:{line}: ")
+
+
+def test_bad_markers_in_notebooks_html_and_other_files(tmp_path):
+    solution, lab = make_lab(tmp_path)
+    nb = notebooks.read(solution / NOTEBOOK)
+    nb.cells[8].source = nb.cells[8].source.replace("    # END SOLUTION", "")
+    notebooks.write(nb, solution / NOTEBOOK)
+    with pytest.raises(release.ReleaseError, match=r"01_tinylab.ipynb cell 9 line:4: BEGIN"):
+        release.generate(solution.parent)
+
+    with pytest.raises(release.ReleaseError, match=r"page.html:2: BEGIN SOLUTION must follow"):
+        release.release_html("<p>\n<!-- BEGIN SOLUTION -->\n<!-- END SOLUTION -->\n", "page.html")
+    with pytest.raises(release.ReleaseError, match=r"page.html:1: hidden tests belong"):
+        release.release_html("# BEGIN HIDDEN TESTS\n", "page.html")
+
+    (solution / "01_tinylab.ipynb").unlink()
+    (solution / "notes.txt").write_text("# TODO 1: x\n# BEGIN SOLUTION\n# END SOLUTION\n")
+    with pytest.raises(release.ReleaseError, match=r"notes.txt: solution markers in a .txt"):
+        release.generate(solution.parent)
+
+
+def test_refuses_to_write_into_a_folder_it_did_not_generate(tmp_path):
+    solution, _ = make_lab(tmp_path)
+    other = tmp_path / "precious"
+    other.mkdir()
+    (other / "thesis.tex").write_text("years of work\n")
+    with pytest.raises(release.ReleaseError, match="refusing to write"):
+        release.write(release.generate(solution.parent), other)
+    assert (other / "thesis.tex").read_text() == "years of work\n"
