@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import glob
+import itertools
 import json
 import os
 import re
@@ -85,7 +86,7 @@ def read_csv(path: str, config, explicit: list[SchemaField] | None, con) -> Stag
     quote_char = config.quote_character if config.quote_character is not None else '"'
     skip = config.skip_leading_rows
     with open(path, newline="", encoding=config.encoding or "utf-8") as f:
-        head = [row for _, row in zip(range((skip or 0) + 1), csv.reader(f, delimiter=delimiter))]
+        head = list(itertools.islice(csv.reader(f, delimiter=delimiter), (skip or 0) + 1))
     if not head:
         return Staged(pa.table({LOCATION: pa.array([], pa.string())}), schema=explicit)
     if explicit:
@@ -295,7 +296,7 @@ def infer(con, table: pa.Table, names: list[str]) -> list[SchemaField]:
                 f"count(*) FILTER (regexp_full_match({c}, '[0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}}'))",
                 f"count(TRY_CAST({c} AS TIMESTAMP))",
             ]
-        counts = con.execute(f"SELECT {', '.join(parts)} FROM __infer").fetchone()
+        counts = con.execute(f"SELECT {', '.join(parts)} FROM __infer").fetchall()[0]
     finally:
         con.unregister("__infer")
     fields = []
@@ -420,7 +421,7 @@ def prepare(con, staged: Staged) -> Prepared:
         any_bad = " OR ".join(f"coalesce({c}, false)" for c, _ in checks)
         messages = ", ".join(f"CASE WHEN coalesce({c}, false) THEN {m} END" for c, m in checks)
         found = con.execute(
-            f"SELECT {LOCATION}, list_filter([{messages}], m -> m IS NOT NULL) FROM __staging "
+            f"SELECT {LOCATION}, list_filter([{messages}], lambda m: m IS NOT NULL) FROM __staging "
             f"WHERE {any_bad}"
         ).fetchall()
         bad_rows += len(found)
@@ -430,7 +431,7 @@ def prepare(con, staged: Staged) -> Prepared:
     else:
         where_good = ""
     select = f"SELECT {', '.join(exprs)} FROM __staging {where_good}"
-    rows = con.execute(f"SELECT count(*) FROM ({select})").fetchone()[0]
+    rows = con.execute(f"SELECT count(*) FROM ({select})").fetchall()[0][0]
     return Prepared(select, rows, errors, bad_rows)
 
 
@@ -439,7 +440,7 @@ def table_exists(con, name: TableName) -> bool:
         con.execute(
             "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",
             [name.schema, name.table],
-        ).fetchone()[0]
+        ).fetchall()[0][0]
     )
 
 
@@ -457,21 +458,25 @@ def write(
     if not exists and (create_disposition or "").upper() == "CREATE_NEVER":
         raise exceptions.NotFound(f"Not found: Table {target} (create_disposition=CREATE_NEVER)")
     if exists and disposition == "WRITE_EMPTY":
-        if con.execute(f"SELECT count(*) FROM {target.duckdb}").fetchone()[0]:
+        if con.execute(f"SELECT count(*) FROM {target.duckdb}").fetchall()[0][0]:
             raise exceptions.Conflict(
                 f"Already Exists: Table {target} is not empty (write_disposition=WRITE_EMPTY)"
             )
     if not exists or disposition == "WRITE_TRUNCATE":
-        con.execute(f"CREATE OR REPLACE TABLE {target.duckdb} AS SELECT * FROM ({select}) LIMIT 0")
+        con.execute(
+            f"CREATE OR REPLACE TABLE {target.duckdb} AS SELECT * FROM ({select}) LIMIT 0"
+        ).fetchall()
         for name in required:
-            con.execute(f"ALTER TABLE {target.duckdb} ALTER COLUMN {quote(name)} SET NOT NULL")
-        con.execute(f"INSERT INTO {target.duckdb} {select}")
+            con.execute(
+                f"ALTER TABLE {target.duckdb} ALTER COLUMN {quote(name)} SET NOT NULL"
+            ).fetchall()
+        con.execute(f"INSERT INTO {target.duckdb} {select}").fetchall()
         return
-    have = [r[0] for r in con.execute(f"SELECT * FROM ({select}) LIMIT 0").description]
-    columns = {r[0] for r in con.execute(f"SELECT * FROM {target.duckdb} LIMIT 0").description}
+    have = con.sql(f"SELECT * FROM ({select}) LIMIT 0").columns
+    columns = set(con.sql(f"SELECT * FROM {target.duckdb} LIMIT 0").columns)
     extra = [c for c in have if c not in columns]
     if extra:
         raise exceptions.BadRequest(
             f"Provided Schema does not match Table {target}: it has no column(s) {extra}"
         )
-    con.execute(f"INSERT INTO {target.duckdb} BY NAME {select}")
+    con.execute(f"INSERT INTO {target.duckdb} BY NAME {select}").fetchall()

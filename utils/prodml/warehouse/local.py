@@ -152,7 +152,7 @@ class LocalClient:
             raise RuntimeError(
                 f"cannot open the local warehouse {self.path}: {err} (another process holds it?)"
             ) from None
-        con.execute("SET TimeZone = 'UTC'")
+        con.execute("SET TimeZone = 'UTC'").fetchall()
         register_functions(con)
         return con
 
@@ -160,7 +160,7 @@ class LocalClient:
         exists = con.execute(
             "SELECT count(*) FROM information_schema.schemata WHERE schema_name = ?",
             [name.schema],
-        ).fetchone()[0]
+        ).fetchall()[0][0]
         if exists:
             return
         if name.project == self.project:
@@ -169,7 +169,7 @@ class LocalClient:
                 f"warehouse; create it first with client.create_dataset({name.dataset!r}, "
                 "exists_ok=True)"
             )
-        con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote(name.schema)}")
+        con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote(name.schema)}").fetchall()
 
     def _check_exists(self, con, name: TableName) -> None:
         if not loads.table_exists(con, name):
@@ -258,7 +258,7 @@ class LocalClient:
         target = table_name(config.destination, self.project)
         self._ensure_dataset(con, target)
         con.register("__result", table)
-        con.execute("BEGIN")
+        con.execute("BEGIN").fetchall()
         try:
             loads.write(
                 con,
@@ -267,9 +267,9 @@ class LocalClient:
                 config.write_disposition or "WRITE_EMPTY",
                 config.create_disposition,
             )
-            con.execute("COMMIT")
+            con.execute("COMMIT").fetchall()
         except Exception:
-            con.execute("ROLLBACK")
+            con.execute("ROLLBACK").fetchall()
             raise
         return bigquery.TableReference.from_string(str(target))
 
@@ -334,7 +334,7 @@ class LocalClient:
                 job._exception = exceptions.BadRequest(message, errors=job.errors)
                 return job
             required = [f.name for f in staged.schema or [] if f.mode == "REQUIRED"]
-            con.execute("BEGIN")
+            con.execute("BEGIN").fetchall()
             try:
                 loads.write(
                     con,
@@ -344,9 +344,9 @@ class LocalClient:
                     config.create_disposition,
                     required,
                 )
-                con.execute("COMMIT")
+                con.execute("COMMIT").fetchall()
             except Exception as err:
-                con.execute("ROLLBACK")
+                con.execute("ROLLBACK").fetchall()
                 if isinstance(err, duckdb.Error):
                     err = exceptions.BadRequest(f"loading {target} failed: {err}")
                 job.error_result = {"reason": "invalid", "message": str(err)}
@@ -372,7 +372,7 @@ class LocalClient:
                     [name.schema, name.table],
                 ).fetchall()
             )
-            rows = con.execute(f"SELECT count(*) FROM {name.duckdb}").fetchone()[0]
+            rows = con.execute(f"SELECT count(*) FROM {name.duckdb}").fetchall()[0][0]
         finally:
             con.close()
         fields = [
@@ -399,7 +399,7 @@ class LocalClient:
             self._check_exists(con, name)
             limit = f" LIMIT {int(max_results)}" if max_results is not None else ""
             data = con.sql(f"SELECT * FROM {name.duckdb}{limit}").to_arrow_table()
-            total = con.execute(f"SELECT count(*) FROM {name.duckdb}").fetchone()[0]
+            total = con.execute(f"SELECT count(*) FROM {name.duckdb}").fetchall()[0][0]
         finally:
             con.close()
         return RowIterator(data, total_rows=total)
@@ -412,7 +412,7 @@ class LocalClient:
                 if not_found_ok:
                     return
                 self._check_exists(con, name)
-            con.execute(f"DROP TABLE {name.duckdb}")
+            con.execute(f"DROP TABLE {name.duckdb}").fetchall()
         finally:
             con.close()
 
@@ -423,10 +423,10 @@ class LocalClient:
         try:
             exists = con.execute(
                 "SELECT count(*) FROM information_schema.schemata WHERE schema_name = ?", [schema]
-            ).fetchone()[0]
+            ).fetchall()[0][0]
             if exists and not exists_ok:
                 raise exceptions.Conflict(f"Already Exists: Dataset {project}:{dataset_id}")
-            con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote(schema)}")
+            con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote(schema)}").fetchall()
         finally:
             con.close()
         result = bigquery.Dataset(f"{project}.{dataset_id}")
@@ -441,7 +441,9 @@ class LocalClient:
         try:
             schema = quote(f"{project}.{dataset_id}")
             try:
-                con.execute(f"DROP SCHEMA {schema}{' CASCADE' if delete_contents else ''}")
+                con.execute(
+                    f"DROP SCHEMA {schema}{' CASCADE' if delete_contents else ''}"
+                ).fetchall()
             except duckdb.CatalogException:
                 if not_found_ok:
                     return

@@ -180,9 +180,15 @@ _INT_TYPES = {exp.DataType.Type.BIGINT, exp.DataType.Type.INT}
 
 
 def _typeof_is_float(arg: exp.Expression) -> exp.Expression:
-    return exp.In(
-        this=exp.Anonymous(this="typeof", expressions=[arg.copy()]),
-        expressions=[exp.Literal.string("DOUBLE"), exp.Literal.string("FLOAT")],
+    """True for DOUBLE, FLOAT and DECIMAL (DuckDB types a literal 2005.0 as DECIMAL; BigQuery as
+    FLOAT64). DuckDB folds typeof() to a constant, so this costs nothing per row."""
+    typeof = exp.Anonymous(this="typeof", expressions=[arg.copy()])
+    return exp.or_(
+        exp.In(
+            this=typeof,
+            expressions=[exp.Literal.string("DOUBLE"), exp.Literal.string("FLOAT")],
+        ),
+        exp.Like(this=typeof.copy(), expression=exp.Literal.string("DECIMAL%")),
     )
 
 
@@ -191,8 +197,8 @@ def _as_double(arg: exp.Expression) -> exp.Expression:
 
 
 def _cast_to_string(node: exp.Cast) -> exp.Expression:
-    """BigQuery writes whole FLOAT64 values without '.0' (CAST(2005.0 AS STRING) = '2005');
-    DuckDB writes '2005.0'. Other types cast the same way in both (TRUE -> 'true')."""
+    """BigQuery writes whole FLOAT64 (and NUMERIC) values without '.0' (CAST(2005.0 AS STRING)
+    = '2005'); DuckDB writes '2005.0'. Other types cast the same way in both (TRUE -> 'true')."""
     arg = node.this
     whole = exp.and_(
         _typeof_is_float(arg),
@@ -308,6 +314,10 @@ def translate(sql: str, project: str) -> list[Statement]:
                 return _cast_to_int(node)
             if isinstance(node, exp.ApproxQuantiles):
                 return _approx_quantiles(node)
+            if isinstance(node, exp.Extract) and node.name.upper() == "DAYOFWEEK":
+                # BigQuery counts Sunday as 1, DuckDB's dayofweek as 0
+                day = exp.Anonymous(this="dayofweek", expressions=[node.expression.copy()])
+                return exp.Paren(this=exp.Add(this=day, expression=exp.Literal.number(1)))
             return node
 
         tree = tree.transform(rewrite, copy=False)
