@@ -171,3 +171,50 @@ def test_expected_weight_takes_the_models_strings(rows):
     np.testing.assert_allclose(natality.expected_weight(as_strings), natality.expected_weight(some))
     with pytest.raises(ValueError, match="missing or out-of-range"):
         natality.expected_weight(some.assign(is_male="Unknown"))
+
+
+class CountingClient:
+    """The warehouse client, counting the loads that reach it."""
+
+    def __init__(self, client):
+        self.client, self.loads = client, 0
+
+    def load_table_from_dataframe(self, *args, **kwargs):
+        self.loads += 1
+        return self.client.load_table_from_dataframe(*args, **kwargs)
+
+    def __getattr__(self, name):
+        return getattr(self.client, name)
+
+
+def test_load_through_the_warehouse(run_dir):
+    from prodml import warehouse
+
+    client = CountingClient(warehouse.client())
+    table = natality.load(client, rows=5000, seed=7)
+    assert table == natality.TABLE
+    assert client.get_table(table).num_rows == 5000 and client.loads == 1
+    # the same (rows, seed) again: nothing is written
+    assert natality.load(client, rows=5000, seed=7) == table
+    assert client.loads == 1
+    # what the warehouse holds is exactly the generated frame
+    got = client.query(
+        f"SELECT year, month, weight_pounds, gestation_weeks, is_male FROM `{table}` "
+        "WHERE year > 2000 AND weight_pounds > 0 AND gestation_weeks > 0"
+    ).to_dataframe()
+    want = natality.generate(5000, seed=7)
+    want = want[(want.year > 2000) & (want.weight_pounds > 0) & (want.gestation_weeks > 0)]
+    assert len(got) == len(want)
+    assert got["weight_pounds"].sum() == pytest.approx(want["weight_pounds"].sum(), rel=1e-12)
+    assert int(got["gestation_weeks"].sum()) == int(want["gestation_weeks"].sum())
+    # another seed, or a table that went missing, loads again
+    natality.load(client, rows=5000, seed=8)
+    assert client.loads == 2
+    client.delete_table(table)
+    natality.load(client, rows=5000, seed=8)
+    assert client.loads == 3 and client.get_table(table).num_rows == 5000
+    # the default client is the configured warehouse (DuckDB in the run folder)
+    assert natality.load(rows=5000, seed=8) == table
+    assert config.settings().duckdb_path.is_file()
+    with pytest.raises(ValueError, match="rows must be a positive integer"):
+        natality.load(client, rows=-1)
