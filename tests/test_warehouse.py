@@ -407,3 +407,19 @@ def test_bigquery_selection_builds_the_real_client_without_network(run_dir, monk
         {"name": "year", "parameterType": {"type": "INT64"}, "parameterValue": {"value": "2000"}}
     ]
     assert request["useLegacySql"] is False
+
+
+def test_query_destination_honors_write_disposition(client):
+    client.create_dataset("results", exists_ok=True)
+    job_config = bigquery.QueryJobConfig(
+        destination="local-project.results.squares",
+        write_disposition=bigquery.WriteDisposition.WRITE_TRUNCATE,
+    )
+    sql = "SELECT x, x * x AS sq FROM UNNEST(GENERATE_ARRAY(1, 3)) AS x"
+    for _ in range(2):
+        job = client.query(sql, job_config=job_config)
+        assert job.result().total_rows == 3 and job.state == "DONE"
+    assert client.get_table("results.squares").num_rows == 3
+    job_config.write_disposition = bigquery.WriteDisposition.WRITE_APPEND
+    client.query(sql, job_config=job_config).result()
+    assert client.get_table("results.squares").num_rows == 6
