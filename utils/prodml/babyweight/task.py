@@ -91,7 +91,12 @@ def train(
     if tensorboard_dir is not None:
         callbacks.append(keras.callbacks.TensorBoard(log_dir=str(tensorboard_dir), profile_batch=0))
     history = model.fit(
-        train_ds, validation_data=eval_ds, epochs=int(epochs), callbacks=callbacks, verbose=verbose
+        train_ds,
+        validation_data=eval_ds,
+        epochs=int(epochs),
+        callbacks=callbacks,
+        shuffle=False,  # the tf.data pipeline shuffles (seeded); fit cannot shuffle a Dataset
+        verbose=verbose,
     )
     return model, history
 
