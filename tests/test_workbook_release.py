@@ -143,3 +143,22 @@ def test_refuses_to_write_into_a_folder_it_did_not_generate(tmp_path):
     with pytest.raises(release.ReleaseError, match="refusing to write"):
         release.write(release.generate(solution.parent), other)
     assert (other / "thesis.tex").read_text() == "years of work\n"
+
+
+def test_a_todo_may_go_on_over_comment_lines():
+    source = (
+        "def f(x):\n"
+        "    # TODO 4: double x,\n"
+        "    # then add one\n"
+        "    # BEGIN SOLUTION\n"
+        "    return 2 * x + 1\n"
+        "    # END SOLUTION\n"
+    )
+    assert release.release_python(source, "a.py") == (
+        "def f(x):\n"
+        "    # TODO 4: double x,\n"
+        "    # then add one\n"
+        '    raise NotImplementedError("TODO 4: double x, then add one")\n'
+    )
+    with pytest.raises(release.ReleaseError, match="a.py:4: BEGIN SOLUTION must follow"):
+        release.release_python(source.replace("    # then add one\n", "    y = 1\n"), "a.py")

@@ -54,6 +54,40 @@ class ReleaseError(ValueError):
     """A solution file that cannot be turned into a lab (names the file and line)."""
 
 
+def todo_continuation(lines: list[str], start: int) -> tuple[str, int]:
+    """A ``# TODO n: ...`` line's text with the plain comment lines that continue it.
+
+    Returns the text and the index of the first line after the TODO's comment block.
+    """
+    match = PY_TODO.match(lines[start])
+    parts = [match.group(2)]
+    index = start + 1
+    while index < len(lines):
+        line = lines[index].strip()
+        if not line.startswith("#") or PY_TODO.match(line):
+            break
+        if any(marker.match(line) for marker in PY_MARKERS.values()):
+            break
+        parts.append(line.lstrip("#").strip())
+        index += 1
+    return " ".join(p for p in parts if p), index
+
+
+def todo_before(out: list[str], *, html: bool = False) -> tuple[str, str] | None:
+    """The TODO (number, text) whose comment block ends just before a BEGIN SOLUTION line."""
+    filled = [i for i, line in enumerate(out) if line.strip()]
+    if html:
+        match = HTML_TODO.match(out[filled[-1]]) if filled else None
+        return (match.group(1), match.group(2)) if match else None
+    for i in reversed(filled):
+        if PY_TODO.match(out[i]):
+            text, end = todo_continuation(out, i)
+            return (PY_TODO.match(out[i]).group(1), text) if end > filled[-1] else None
+        if not out[i].strip().startswith("#"):
+            return None
+    return None
+
+
 def _strip(source: str, where: str, *, html: bool = False) -> str:
     """Replace solution regions (stub or removal) and drop hidden-test regions in one text."""
     markers, todo_re = (HTML_MARKERS, HTML_TODO) if html else (PY_MARKERS, PY_TODO)
@@ -77,15 +111,14 @@ def _strip(source: str, where: str, *, html: bool = False) -> str:
                 )
             open_region = (kind, number)
             if kind == "SOLUTION":
-                previous = next((x for x in reversed(out) if x.strip()), "")
-                todo = todo_re.match(previous)
+                todo = todo_before(out, html=html)
                 if todo is None:
                     wanted = "<!-- TODO n: ... -->" if html else "# TODO n: ..."
                     raise ReleaseError(
                         f"{where}:{number}: BEGIN SOLUTION must follow a '{wanted}' line"
                     )
                 if not html:
-                    text = f"TODO {todo.group(1)}: {todo.group(2)}"
+                    text = f"TODO {todo[0]}: {todo[1]}"
                     newline = "\n" if line.endswith("\n") else ""
                     stub = f"raise NotImplementedError({json.dumps(text, ensure_ascii=False)})"
                     out.append(f"{match.group(1)}{stub}{newline}")

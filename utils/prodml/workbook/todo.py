@@ -3,7 +3,8 @@
 It reads ``# TODO n: ...`` lines in ``.py`` files and notebook code cells, and
 ``<!-- TODO n: ... -->`` comments in ``.html`` files. The rule for "open":
 
-* Python: the TODO is open while the next non-blank line is still the stub
+* Python: the TODO (its text may go on over the comment lines right after it) is open while
+  the next non-blank line after its comment block is still the stub
   ``raise NotImplementedError(...)`` that ``prodml release`` put there; once you replace the
   stub it counts as done.
 * HTML: ``release`` removes the region, leaving no stub. The TODO is open while the line after
@@ -57,9 +58,10 @@ def _python(source: str) -> list[tuple[int, int, str, bool]]:
     for index, line in enumerate(lines):
         match = release.PY_TODO.match(line)
         if match:
-            following = _next_line(lines, index)
+            text, end = release.todo_continuation(lines, index)
+            following = _next_line(lines, end - 1)
             done = not following.startswith("raise NotImplementedError")
-            found.append((index + 1, int(match.group(1)), match.group(2), done))
+            found.append((index + 1, int(match.group(1)), text, done))
     return found
 
 
