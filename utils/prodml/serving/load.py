@@ -51,7 +51,7 @@ async def _read_response(reader: asyncio.StreamReader) -> tuple[int, dict, bytes
 
 
 async def _run(
-    url: str, path: str, body: bytes, n: int, concurrency: int, on_progress=None
+    url, path, body: bytes, n: int, concurrency: int, on_progress, stop_when
 ) -> LoadResult:
     parts = urlsplit(url)
     host, port = parts.hostname, parts.port or 80
@@ -59,12 +59,14 @@ async def _run(
         f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\n"
         f"Content-Length: {len(body)}\r\n\r\n"
     ).encode() + body
-    result = LoadResult(requests=n, elapsed=0.0)
+    result = LoadResult(requests=0, elapsed=0.0)
     todo = iter(range(n))
 
     async def worker():
         reader = writer = None
         for i in todo:
+            if stop_when is not None and stop_when():
+                break
             t0 = time.perf_counter()
             try:
                 if writer is None:
@@ -87,6 +89,7 @@ async def _run(
                     writer.close()
                 reader = writer = None
             result.latencies.append(time.perf_counter() - t0)
+            result.requests += 1
             if on_progress is not None:
                 on_progress(i)
         if writer is not None:
@@ -99,11 +102,19 @@ async def _run(
 
 
 def run_load(
-    url: str, path: str, payload: dict, requests: int, concurrency: int, on_progress=None
+    url: str,
+    path: str,
+    payload: dict,
+    requests: int,
+    concurrency: int,
+    on_progress=None,
+    stop_when=None,
 ) -> LoadResult:
-    """POST ``payload`` to ``url + path`` ``requests`` times, ``concurrency`` at a time.
+    """POST ``payload`` to ``url + path`` at most ``requests`` times, ``concurrency`` at a time.
 
-    ``on_progress(i)`` is called (in the event loop) after request ``i`` completes.
+    ``on_progress(i)`` is called (in the event loop) after request ``i`` completes;
+    ``stop_when()``, checked before each request, ends the run early when it returns True.
+    ``result.requests`` counts the requests made.
     """
     body = json.dumps(payload).encode()
-    return asyncio.run(_run(url, path, body, requests, concurrency, on_progress))
+    return asyncio.run(_run(url, path, body, requests, concurrency, on_progress, stop_when))
