@@ -1,0 +1,189 @@
+"""Every notebook in notebooks/, solutions/ and labs/ follows CONTRIBUTING.md; lint is clean;
+labs/ is up to date with solutions/."""
+
+from __future__ import annotations
+
+import ast
+import re
+import shutil
+import subprocess
+import sys
+from argparse import Namespace
+from pathlib import Path
+
+import nbformat
+import pytest
+from prodml.workbook import notebooks, release
+
+REPO = Path(__file__).resolve().parents[1]
+FOLDERS = ("notebooks", "solutions", "labs")
+TOUR = "notebooks/00_workbook_tour.ipynb"
+BIN = Path(sys.executable).parent
+
+
+def tracked_notebooks() -> list[str]:
+    """Notebooks git tracks under notebooks/, solutions/ and labs/ (all on disk without git)."""
+    if (REPO / ".git").exists() and shutil.which("git"):
+        done = subprocess.run(
+            ["git", "ls-files", "--", *(f"{f}/*.ipynb" for f in FOLDERS)],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        found = done.stdout.split()
+    else:
+        found = [
+            p.relative_to(REPO).as_posix() for f in FOLDERS for p in (REPO / f).rglob("*.ipynb")
+        ]
+    return sorted(p for p in found if not notebooks.skipped(Path(p)))
+
+
+NOTEBOOKS = tracked_notebooks()
+
+
+def test_the_workbook_has_notebooks():
+    if not any((REPO / "notebooks").glob("*.ipynb")):
+        pytest.skip("notebooks/ has no notebooks yet: nothing to check")
+    assert TOUR in NOTEBOOKS, f"{TOUR} must exist and be tracked by git"
+
+
+def _sections(nb) -> list[tuple[int, int, str]]:
+    """(cell index, section number, title) of every `## N. ...` heading."""
+    found = []
+    for index, cell in enumerate(nb.cells):
+        if cell.cell_type == "markdown":
+            for match in re.finditer(r"^## (\d+)\. (.+)$", cell.source, flags=re.M):
+                found.append((index, int(match.group(1)), match.group(2)))
+    return found
+
+
+def _calls(tree: ast.AST, name: str) -> bool:
+    return any(
+        isinstance(node, ast.Call)
+        and (getattr(node.func, "id", None) == name or getattr(node.func, "attr", None) == name)
+        for node in ast.walk(tree)
+    )
+
+
+def _parse(source: str) -> ast.Module:
+    from IPython.core.inputtransformer2 import TransformerManager
+
+    return ast.parse(TransformerManager().transform_cell(source))
+
+
+@pytest.mark.parametrize("rel", NOTEBOOKS)
+def test_notebook_follows_the_conventions(rel, monkeypatch):
+    check_notebook(REPO / rel, rel, monkeypatch)
+
+
+def check_notebook(path: Path, rel: str, monkeypatch) -> None:
+    """Assert CONTRIBUTING.md's conventions for the notebook at ``path`` (repo path ``rel``)."""
+    nb = nbformat.read(path, as_version=4)
+    nbformat.validate(nb)
+    assert (nb.nbformat, nb.nbformat_minor) >= (4, 5), "nbformat 4.5 (cell ids) needed"
+    assert all(cell.get("id") for cell in nb.cells), "every cell needs an id"
+    assert nb.metadata.get("kernelspec") == {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
+    assert nb.metadata.get("language_info", {}).get("name") == "python"
+    for index, cell in enumerate(nb.cells, start=1):
+        if cell.cell_type == "code":
+            assert cell.outputs == [], f"cell {index} has stored outputs"
+            assert cell.execution_count is None, f"cell {index} has an execution count"
+    parameters = [i for i, c in enumerate(nb.cells) if "parameters" in notebooks.tags(c)]
+    assert len(parameters) == 1, f"exactly one cell tagged 'parameters', found {len(parameters)}"
+
+    title, objectives, setup, params = nb.cells[:4]
+    assert title.cell_type == "markdown" and re.match(r"# \S", title.source)
+    assert f"]({notebooks.COLAB_BADGE}{rel})" in title.source, "the Colab badge must point here"
+    assert objectives.cell_type == "markdown"
+    assert objectives.source.startswith("## Learning objectives")
+    assert re.search(r"^- \S", objectives.source, flags=re.M), "objectives as a bulleted list"
+    # The setup cell of CONTRIBUTING.md, as written there or as `ruff format` lays it out.
+    assert setup.cell_type == "code"
+    assert setup.source.splitlines()[0] == notebooks.COLAB_SETUP.splitlines()[0]
+    assert ast.dump(ast.parse(setup.source)) == ast.dump(ast.parse(notebooks.COLAB_SETUP))
+    assert parameters == [3], "the parameters cell comes right after the Colab setup cell"
+    assert "SMOKE" in params.source
+
+    # The setup cell does nothing outside Colab: no install, only `sys` defined.
+    assert "google.colab" not in sys.modules
+    monkeypatch.setattr(subprocess, "run", _no_install)
+    namespace: dict = {}
+    exec(compile(setup.source, f"{rel}:setup", "exec"), namespace)
+    assert set(namespace) - {"__builtins__"} == {"sys"}
+
+    sections = _sections(nb)
+    assert [n for _, n, _ in sections] == list(range(1, len(sections) + 1)), "sections 1, 2, ..."
+    assert sections, "numbered sections `## 1. ...` are needed"
+    last = sections[-1][0]
+    closing = [_parse(c.source) for c in nb.cells[last + 1 :] if c.cell_type == "code"]
+    assert any(isinstance(n, ast.Assert) for t in closing for n in ast.walk(t)), (
+        f"the last section ({sections[-1][2]!r}) must assert the key results"
+    )
+    assert any(_calls(t, "record") for t in closing), "the last section must call record(...)"
+
+
+def _no_install(*args, **kwargs):
+    raise AssertionError(f"the Colab setup cell ran a command outside Colab: {args}")
+
+
+def _run(*command: str) -> subprocess.CompletedProcess:
+    return subprocess.run(command, cwd=REPO, capture_output=True, text=True)
+
+
+def test_ruff_passes_on_the_code():
+    folders = [f for f in ("utils", "tests", "benchmarks") if (REPO / f).is_dir()]
+    done = _run(str(BIN / "ruff"), "check", *folders)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_nbqa_ruff_passes_on_the_notebooks():
+    folders = [f for f in ("notebooks", "solutions") if any((REPO / f).rglob("*.ipynb"))]
+    if not folders:
+        pytest.skip("no notebooks in notebooks/ or solutions/ yet")
+    done = _run(str(BIN / "nbqa"), "ruff", *folders)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_labs_are_up_to_date_with_solutions(capsys, monkeypatch):
+    monkeypatch.chdir(REPO)
+    code = release.main(Namespace(check=True, solutions=None, labs=None))
+    assert code == 0, capsys.readouterr().out
+
+
+def test_the_checks_catch_broken_notebooks(tmp_path, monkeypatch):
+    from fixtures.tinylab import SOLUTIONS, edit_cell
+
+    fixture, rel = SOLUTIONS / "tinylab" / "01_tinylab.ipynb", "solutions/tinylab/01_tinylab.ipynb"
+    check_notebook(fixture, rel, monkeypatch)
+    broken = tmp_path / "01_tinylab.ipynb"
+
+    def fails(message, change):
+        shutil.copy(fixture, broken)
+        nb = notebooks.read(broken)
+        change(nb)
+        notebooks.write(nb, broken)
+        with pytest.raises(AssertionError, match=message):
+            check_notebook(broken, rel, monkeypatch)
+
+    def output(nb):
+        nb.cells[4].outputs = [nbformat.v4.new_output("stream", name="stdout", text="hi")]
+
+    fails("cell 5 has stored outputs", output)
+    fails(
+        "exactly one cell tagged 'parameters'",
+        lambda nb: nb.cells[4].metadata.update(tags=["parameters"]),
+    )
+    fails("the Colab badge must point here", lambda nb: nb.cells[0].update(source="# Tiny"))
+    fails("sections 1, 2", lambda nb: nb.cells[7].update(source="## 4. Scale a list"))
+    fails("must call record", lambda nb: nb.cells[11].update(source="assert True"))
+    fails("must assert", lambda nb: nb.cells.__delitem__(slice(10, 12)))
+    setup = "import subprocess\nsubprocess.run(['pip'])"
+    shutil.copy(fixture, broken)
+    edit_cell(broken, "colab-setup", setup)
+    with pytest.raises(AssertionError):
+        check_notebook(broken, rel, monkeypatch)
