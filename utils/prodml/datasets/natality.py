@@ -48,6 +48,7 @@ are the "clean rows" (:data:`CLEAN_WHERE`, :func:`clean`) the floor is stated fo
 from __future__ import annotations
 
 import calendar
+import functools
 import hashlib
 import json
 
@@ -202,7 +203,7 @@ def noise_floor_rmse(df: pd.DataFrame | None = None) -> float:
     model rather than estimated from the sampled weights.
     """
     if df is None:
-        df = generate(1_000_000, seed=0)
+        return _default_noise_floor()
     rows = clean(df)
     if rows.empty:
         raise ValueError("no clean rows to state a noise floor for")
@@ -211,6 +212,11 @@ def noise_floor_rmse(df: pd.DataFrame | None = None) -> float:
     m1, m2 = _hidden_moments(age)
     variance = mu**2 * (m2 * (1.0 + CV**2) - m1**2)
     return float(np.sqrt(variance.mean()))
+
+
+@functools.cache
+def _default_noise_floor() -> float:
+    return noise_floor_rmse(generate(1_000_000, seed=0))
 
 
 def clean(df: pd.DataFrame) -> pd.DataFrame:
@@ -452,10 +458,11 @@ def load(client=None, rows: int = 1_000_000, seed: int = 0, table: str = TABLE) 
 
     marker = _loaded_marker()
     done = json.loads(marker.read_text()) if marker.is_file() else {}
+    key = f"{getattr(client, 'path', '')}|{table}"  # which warehouse file, which table
     want = {"rows": int(rows), "seed": int(seed), "version": VERSION}
-    if done.get(table, {}).get("spec") == want:
+    if done.get(key, {}).get("spec") == want:
         try:
-            if client.get_table(table).num_rows == done[table]["num_rows"]:
+            if client.get_table(table).num_rows == done[key]["num_rows"]:
                 return table
         except NotFound:
             pass
@@ -466,6 +473,6 @@ def load(client=None, rows: int = 1_000_000, seed: int = 0, table: str = TABLE) 
     num_rows = client.get_table(table).num_rows
     if num_rows != len(df):
         raise RuntimeError(f"loaded {len(df)} rows into {table} but it holds {num_rows}")
-    done[table] = {"spec": want, "num_rows": num_rows}
+    done[key] = {"spec": want, "num_rows": num_rows}
     marker.write_text(json.dumps(done, indent=2, sort_keys=True) + "\n")
     return table
