@@ -16,6 +16,9 @@ rows of a 200,000-row frame):
 * weight by gestation: 2-3 lb at 28 weeks, about 7.5 lb (7.2-7.9) at 40, rising in between.
 * mother_age: mean 27-28, every value in 12..50.
 
+Years: 80 % of rows fall in 2001-2008 and the rest in 1969-2000, so the course's
+``year > 2000`` matters; twins are rarer before 2001, as they were.
+
 How weight is made, and the noise floor. For each birth::
 
     weight = mu(is_male, mother_age, plurality, gestation_weeks) * m(hidden) * (1 + CV * e)
@@ -33,8 +36,9 @@ The real table's warts are reproduced, because the course's WHERE clause exists 
 
 * nulls: weight_pounds (~0.4 %), mother_age (~0.1 %), plurality (~0.05 %), gestation_weeks
   (~0.3 % since 2001, ~5 % before); cigarette_use and alcohol_use are null before 1989 (not on
-  the birth certificate then); state is null after 2004 (the public table dropped it).
-* impossible zeros in a few rows (~0.02 % each) of weight_pounds, mother_age, plurality and
+  the birth certificate then), the Apgar scores before 1978; state is null after 2004 (the
+  public table dropped it).
+* impossible zeros in a few rows (0.01-0.02 % each) of weight_pounds, mother_age, plurality and
   gestation_weeks;
 * code 99 for "unknown": gestation_weeks (~0.7 %), apgar_1min/apgar_5min, father_age.
 
