@@ -6,7 +6,6 @@ import os
 from pathlib import Path
 
 import pytest
-
 from prodml import config
 
 REPO = Path(__file__).resolve().parents[1]

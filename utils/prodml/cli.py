@@ -13,10 +13,16 @@ import sys
 
 COMMANDS = {
     "run": ("prodml.workbook.run", "execute notebooks headlessly with papermill, in course order"),
-    "release": ("prodml.workbook.release", "generate labs/ from solutions/ (--check: fail if stale)"),
+    "release": (
+        "prodml.workbook.release",
+        "generate labs/ from solutions/ (--check: fail if stale)",
+    ),
     "todo": ("prodml.workbook.todo", "list the TODOs left in a lab"),
     "grade": ("prodml.workbook.grade", "execute a lab notebook and grade it against its solution"),
-    "serve": ("prodml.serving.server", "serve SavedModels behind the TF Serving and Google Cloud prediction REST APIs"),
+    "serve": (
+        "prodml.serving.server",
+        "serve SavedModels behind the TF Serving and Google Cloud prediction REST APIs",
+    ),
 }
 
 

@@ -34,9 +34,7 @@ def filesystem(url: str | None = None) -> fsspec.AbstractFileSystem:
         try:
             import gcsfs  # noqa: F401
         except ImportError as err:  # pragma: no cover - depends on the optional extra
-            raise ImportError(
-                "gs:// storage needs gcsfs: pip install 'prodml[gcp]'"
-            ) from err
+            raise ImportError("gs:// storage needs gcsfs: pip install 'prodml[gcp]'") from err
     return fsspec.filesystem(protocol)
 
 
