@@ -37,3 +37,12 @@ def run_dir(tmp_path, monkeypatch):
 @pytest.fixture
 def repo() -> Path:
     return REPO
+
+
+@pytest.fixture(scope="session")
+def babyweight_export(tmp_path_factory) -> str:
+    """One smoke-trained babyweight SavedModel (DIR/export/<version>) shared by the session's tests."""
+    from prodml.babyweight import task
+
+    out = tmp_path_factory.mktemp("babyweight")
+    return str(task.train_and_export(out, smoke=True, verbose=0)["export_path"])
