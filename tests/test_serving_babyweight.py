@@ -1,0 +1,75 @@
+"""prodml serve on the real babyweight export (the trainer's --smoke run)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+import requests
+from prodml import serving
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
+
+COURSE_INSTANCE = {
+    "is_male": "True",
+    "mother_age": 26.0,
+    "plurality": "Single(1)",
+    "gestation_weeks": 39,
+}
+
+
+def test_serves_the_babyweight_smoke_export(run_dir):
+    out = run_dir / "babyweight_smoke"
+    subprocess.run(
+        [sys.executable, "-m", "prodml.babyweight.task", "--smoke", "--output-dir", str(out)],
+        check=True,
+    )
+    with serving.start({"babyweight": out / "export"}) as server:
+        meta = requests.get(f"{server.url}/v1/models/babyweight/metadata", timeout=30).json()
+        sigs = meta["metadata"]["signature_def"]["signature_def"]
+        assert sorted(sigs["serving_default"]["inputs"]) == [
+            "gestation_weeks",
+            "is_male",
+            "mother_age",
+            "plurality",
+        ]
+        assert sigs["keyed"]["outputs"]["key"]["dtype"] == "DT_STRING"
+
+        tfs = requests.post(
+            f"{server.url}/v1/models/babyweight:predict",
+            json={"instances": [COURSE_INSTANCE]},
+            timeout=30,
+        ).json()
+        assert 4.0 < tfs["predictions"][0] < 11.0  # pounds, even after a one-epoch smoke run
+
+        keyed = {"signature_name": "keyed", "instances": [{**COURSE_INSTANCE, "key": "b1"}]}
+        out_keyed = requests.post(
+            f"{server.url}/v1/models/babyweight:predict", json=keyed, timeout=30
+        ).json()
+        assert out_keyed["predictions"][0]["key"] == "b1"
+        assert out_keyed["predictions"][0]["weight"] == pytest.approx(
+            tfs["predictions"][0], rel=1e-5
+        )
+
+        from google.auth.credentials import AnonymousCredentials
+        from googleapiclient import discovery
+
+        api = discovery.build(
+            "ml",
+            "v1",
+            client_options={"api_endpoint": server.url},
+            credentials=AnonymousCredentials(),
+            cache_discovery=False,
+        )
+        prediction = (
+            api.projects()
+            .predict(
+                body={"instances": [COURSE_INSTANCE]},
+                name="projects/local-project/models/babyweight",
+            )
+            .execute()
+        )
+        assert prediction["predictions"][0]["weight"] == pytest.approx(
+            tfs["predictions"][0], rel=1e-5
+        )
