@@ -75,7 +75,7 @@ def main(args: argparse.Namespace) -> int:
     port = sock.getsockname()[1]
     url = f"http://{args.host if ':' not in args.host else f'[{args.host}]'}:{port}"
 
-    config = uvicorn.Config(App(registry), loop="uvloop", http="httptools", lifespan="on",
+    config = uvicorn.Config(App(registry), loop="auto", http="auto", lifespan="on",
                             log_level="warning", access_log=False, timeout_graceful_shutdown=10)  # fmt: skip
     server = uvicorn.Server(config)
 
