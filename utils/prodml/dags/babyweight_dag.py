@@ -6,7 +6,7 @@ same call through the workbook's backends (the local warehouse and object store,
 and GCS when configured), so the DAG runs with ``airflow dags test`` on a laptop.
 
 Run settings come from the DAG run's conf (``airflow dags test ... --conf '{"rows": 4000}'``):
-``rows`` (rows queried), ``epochs``, ``smoke`` (a tiny training run).
+``rows`` (rows queried, default 4000) and ``epochs`` (default 1).
 """
 
 from __future__ import annotations
@@ -25,15 +25,16 @@ def _conf(name, default):
 
 @task
 def query_training_data() -> str:
-    """BigQuery step: the course's natality query into a training table."""
+    """BigQuery step: the course's natality query (both splits, with hashmonth) into a table."""
     from prodml import warehouse
     from prodml.babyweight import data
 
     rows = int(_conf("rows", 4000))
     client = warehouse.client()
-    sql = f"CREATE OR REPLACE TABLE {TRAINING_TABLE} AS\n{data.query('train', limit=rows)}"
+    client.create_dataset(TRAINING_TABLE.split(".")[0], exists_ok=True)
+    sql = f"CREATE OR REPLACE TABLE {TRAINING_TABLE} AS\n{data.query(None, limit=rows)}"
     client.query(sql).result()
-    count = client.query(f"SELECT COUNT(*) AS n FROM {TRAINING_TABLE}").to_dataframe()["n"][0]
+    count = int(client.get_table(TRAINING_TABLE).num_rows)
     print(f"{TRAINING_TABLE}: {count} rows")
     if count == 0:
         raise ValueError(f"{TRAINING_TABLE} is empty: load the natality table first")
@@ -45,8 +46,9 @@ def export_to_storage(table: str) -> str:
     """BigQuery -> Cloud Storage step: the table as CSV in object storage."""
     from prodml import storage, warehouse
 
-    run_id = get_current_context()["run_id"].replace(":", "_").replace("+", "_")
-    uri = storage.path("airflow", "babyweight", run_id, "train.csv")
+    run_id = get_current_context()["run_id"]
+    folder = "".join(c if c.isalnum() or c in "-_." else "_" for c in run_id)
+    uri = storage.path("airflow", "babyweight", folder, "data.csv")
     frame = warehouse.client().query(f"SELECT * FROM {table}").to_dataframe()
     fs = storage.filesystem(uri)
     fs.makedirs(uri.rsplit("/", 1)[0], exist_ok=True)
@@ -57,43 +59,45 @@ def export_to_storage(table: str) -> str:
 
 
 @task
-def train_model(train_uri: str) -> str:
-    """Training-job step: the trainer package run as a cloud training job would run it."""
-    import subprocess
-    import sys
+def train_model(data_uri: str) -> str:
+    """Training-job step: train on the exported file (hashmonth < 3 train, = 3 eval), export."""
+    import pandas as pd
 
-    output_dir = train_uri.rsplit("/", 1)[0] + "/model"
-    cmd = [sys.executable, "-m", "prodml.babyweight.task", "--output-dir", output_dir]
-    cmd += ["--train-data", train_uri, "--epochs", str(int(_conf("epochs", 1)))]
-    if _conf("smoke", False):
-        cmd.append("--smoke")
-    print("running", " ".join(cmd))
-    subprocess.run(cmd, check=True)
-    return output_dir
+    from prodml import storage
+    from prodml.babyweight import task as trainer
+
+    with storage.filesystem(data_uri).open(data_uri) as f:
+        frame = pd.read_csv(f)
+    train_df, eval_df = frame[frame.hashmonth < 3], frame[frame.hashmonth == 3]
+    print(f"training on {len(train_df)} rows, evaluating on {len(eval_df)}")
+    model, _ = trainer.train(
+        train_df, eval_df, epochs=int(_conf("epochs", 1)), batch_size=256, verbose=2
+    )
+    print(f"eval RMSE {trainer.rmse(model, eval_df):.3f} lb")
+    output_dir = data_uri.rsplit("/", 1)[0] + "/model"
+    export_path = trainer.export(model, f"{output_dir}/export")
+    print(f"exported {export_path}")
+    return export_path
 
 
 @task
-def deploy_model(output_dir: str) -> str:
-    """Deploy step: copy the newest export into the serving base path as a new version.
+def deploy_model(export_path: str) -> str:
+    """Deploy step: copy the export into the serving base path as a new version.
 
-    TF Serving (and ``prodml serve``) serve the highest numbered version under the base path,
-    so deploying is a copy; rolling back is deleting that version folder.
+    TF Serving (and ``prodml serve``) serve the highest numbered version under the base path
+    (``<storage>/models/babyweight``), so deploying is a copy; rolling back is deleting it.
     """
     from prodml import storage
 
-    fs = storage.filesystem(output_dir)
-    versions = sorted(
-        (p.rstrip("/").rsplit("/", 1)[-1] for p in fs.ls(f"{output_dir}/export", detail=False)),
-        key=int,
-    )
-    if not versions:
-        raise FileNotFoundError(f"no exported model under {output_dir}/export")
-    base = storage.path("serving", "babyweight")
-    existing = fs.ls(base, detail=False) if fs.exists(base) else []
-    version = max([0, *(int(p.rstrip("/").rsplit("/", 1)[-1]) for p in existing)]) + 1
+    fs = storage.filesystem(export_path)
+    base = storage.path("models", "babyweight")
+    fs.makedirs(base, exist_ok=True)
+    existing = [p.rstrip("/").rsplit("/", 1)[-1] for p in fs.ls(base, detail=False)]
+    newest = max([0, *(int(v) for v in existing if v.isdigit())])
+    version = max(newest + 1, int(export_path.rstrip("/").rsplit("/", 1)[-1]))
     target = f"{base}/{version}"
-    fs.copy(f"{output_dir}/export/{versions[-1]}", target, recursive=True)
-    print(f"deployed {output_dir}/export/{versions[-1]} as {target}")
+    fs.copy(export_path.rstrip("/") + "/", target, recursive=True)
+    print(f"deployed {export_path} as {target}")
     return target
 
 

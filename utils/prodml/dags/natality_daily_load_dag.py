@@ -38,6 +38,7 @@ def load_files(files: list[str]) -> int:
 
     client = warehouse.client()
     conf = get_current_context()["dag_run"].conf or {}
+    client.create_dataset(TABLE.split(".")[0], exists_ok=True)
     loaded = 0
     for uri in files:
         job = client.load_table_from_uri(
