@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
+from pathlib import Path
 
 import pytest
 import requests
@@ -19,13 +18,9 @@ COURSE_INSTANCE = {
 }
 
 
-def test_serves_the_babyweight_smoke_export(run_dir):
-    out = run_dir / "babyweight_smoke"
-    subprocess.run(
-        [sys.executable, "-m", "prodml.babyweight.task", "--smoke", "--output-dir", str(out)],
-        check=True,
-    )
-    with serving.start({"babyweight": out / "export"}) as server:
+def test_serves_the_babyweight_smoke_export(babyweight_export):
+    # babyweight_export is DIR/export/<version>; its parent is the TF Serving-style base folder
+    with serving.start({"babyweight": Path(babyweight_export).parent}) as server:
         meta = requests.get(f"{server.url}/v1/models/babyweight/metadata", timeout=30).json()
         sigs = meta["metadata"]["signature_def"]["signature_def"]
         assert sorted(sigs["serving_default"]["inputs"]) == [
