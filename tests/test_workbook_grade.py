@@ -116,6 +116,17 @@ def test_an_infinite_loop_is_stopped_at_the_cell_limit(tmp_path):
     assert not report.full_marks
 
 
+def test_a_check_that_hangs_fails_with_the_time_limit(tmp_path):
+    notebook = _student(tmp_path)
+    edit_cell(notebook, "scale", "def scale(values, factor):\n    while True:\n        pass")
+    report = grade.grade(notebook, cell_timeout=3, total_timeout=120)
+    assert _checks(report) == {
+        "check-add": (2, 2, "passed", ""),
+        "check-scale": (0, 1, "failed", "a cell exceeded the 3 s cell time limit"),
+    }
+    assert report.errors == []  # the closing cell was never reached, so it did not fail
+
+
 def test_the_total_time_limit_stops_grading(tmp_path):
     notebook = _student(tmp_path)
     edit_cell(notebook, "check-add", "import time\n\ntime.sleep(600)")  # replaced by the original

@@ -163,7 +163,11 @@ def _kill(client) -> None:
 
 
 def execute(nb, folder: Path, run_dir: Path, name: str, cell_timeout: float, total_timeout: float):
-    """Run every cell (errors allowed); returns (executed notebook, why it stopped or "")."""
+    """Run every cell (errors allowed).
+
+    Returns the executed notebook, why execution stopped early (or "") and the index of the
+    cell it stopped in (or None).
+    """
     from nbclient import NotebookClient
     from nbclient.exceptions import CellTimeoutError, DeadKernelError
 
@@ -181,7 +185,7 @@ def execute(nb, folder: Path, run_dir: Path, name: str, cell_timeout: float, tot
     # Last resort: whatever nbclient is waiting on, the kernel dies at the deadline (+ grace).
     watchdog = threading.Timer(total_timeout + 30, _kill, args=(client,))
     watchdog.daemon = True
-    stopped = ""
+    stopped, stopped_at = "", None
     try:
         watchdog.start()
         with client.setup_kernel(env=env):
@@ -200,12 +204,12 @@ def execute(nb, folder: Path, run_dir: Path, name: str, cell_timeout: float, tot
                         stopped = f"the total time limit of {total_timeout:g} s was reached"
                     else:
                         stopped = f"a cell exceeded the {cell_timeout:g} s cell time limit"
-                    cell["prodml_stop"] = stopped
+                    stopped_at = index
                     _kill(client)
                     break
                 except DeadKernelError:
                     stopped = "the kernel died"
-                    cell["prodml_stop"] = stopped
+                    stopped_at = index
                     break
     except DeadKernelError:  # died while starting or shutting down
         stopped = stopped or "the kernel died"
@@ -214,7 +218,7 @@ def execute(nb, folder: Path, run_dir: Path, name: str, cell_timeout: float, tot
     finally:
         watchdog.cancel()
         _kill(client)
-    return nb, stopped
+    return nb, stopped, stopped_at
 
 
 def grade(
@@ -260,7 +264,7 @@ def grade(
         base.mkdir(parents=True, exist_ok=True)
     fresh = Path(tempfile.mkdtemp(prefix=f"grade-{notebook.stem}-", dir=base))
     try:
-        executed, report.stopped = execute(
+        executed, report.stopped, stopped_at = execute(
             merged, notebook.parent, fresh, notebook.stem, cell_timeout, total_timeout
         )
         if base:
@@ -270,13 +274,11 @@ def grade(
             shutil.rmtree(fresh, ignore_errors=True)
 
     reached = True
-    for cell in executed.cells:
+    for index, cell in enumerate(executed.cells):
         if cell.cell_type != "code":
             continue
-        ran = (
-            cell.get("execution_count") is not None or cell.get("outputs") or "prodml_stop" in cell
-        )
-        stop = cell.pop("prodml_stop", "")
+        stop = report.stopped if index == stopped_at else ""
+        ran = cell.get("execution_count") is not None or cell.get("outputs") or stop
         check = checks.get(cell.get("id")) if "test" in notebooks.tags(cell) else None
         if not reached or not ran:
             if check and check.status == "not run":
