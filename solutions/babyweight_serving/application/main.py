@@ -50,8 +50,7 @@ def credentials_for(endpoint: str):
 
 def build_api(endpoint: str, credentials):
     """The Google API client for ML Engine (``ml v1``), pointed at ``endpoint``."""
-    # TODO 1: build the API client for the 'ml' API, version 'v1', with these credentials and
-    # client_options={"api_endpoint": endpoint}
+    # TODO 5: build the API client: the 'ml' API, 'v1', these credentials, this api_endpoint
     # BEGIN SOLUTION
     api = discovery.build(
         "ml", "v1", credentials=credentials, client_options={"api_endpoint": endpoint}
@@ -87,7 +86,7 @@ def features_from(data) -> dict:
         "mother_age": float(data["mother_age"]),
         "plurality": PLURALITIES[plurality],
     }
-    # TODO 4: get gestation_weeks from the form data and cast it to a float
+    # TODO 8: get gestation_weeks from the form data and cast it to a float
     # BEGIN SOLUTION
     features["gestation_weeks"] = float(data["gestation_weeks"])
     # END SOLUTION
@@ -112,7 +111,9 @@ def create_app(
     version = env("MODEL_VERSION")
 
     app = Flask(__name__)
-    clients = {}  # built on the first prediction, then reused
+    # The client is built on the first prediction, then reused. Its connection may have been
+    # closed by the server while idle: num_retries=2 retries such connection errors (and 5xx).
+    clients = {}
 
     def get_prediction(features: dict) -> float:
         body = {"instances": [features]}
@@ -126,20 +127,20 @@ def create_app(
                 )
             name = f"projects/{project}/locations/{region}/endpoints/{vertex_endpoint}"
             endpoints = clients["api"].projects().locations().endpoints()
-            prediction = endpoints.predict(endpoint=name, body=body).execute()
+            prediction = endpoints.predict(endpoint=name, body=body).execute(num_retries=2)
         else:
             if "api" not in clients:
                 clients["api"] = build_api(endpoint, credentials_for(endpoint))
             api = clients["api"]
-            # TODO 2: the model's resource name: projects/<project>/models/<model_name>
+            # TODO 6: the model's resource name: projects/<project>/models/<model_name>
             # BEGIN SOLUTION
             parent = f"projects/{project}/models/{model_name}"
             # END SOLUTION
             if version:
                 parent += f"/versions/{version}"
-            # TODO 3: call the model's predict method with the request body and parent
+            # TODO 7: call the model's predict method with the body and parent (num_retries=2)
             # BEGIN SOLUTION
-            prediction = api.projects().predict(body=body, name=parent).execute()
+            prediction = api.projects().predict(body=body, name=parent).execute(num_retries=2)
             # END SOLUTION
         if "error" in prediction:  # ML Engine reports a failed prediction this way
             raise RuntimeError(prediction["error"])
