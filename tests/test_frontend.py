@@ -92,19 +92,11 @@ class Recorder:
 
 
 @pytest.fixture(scope="module")
-def export_dir(tmp_path_factory):
-    from prodml.babyweight.task import train_and_export
-
-    out = tmp_path_factory.mktemp("babyweight")
-    train_and_export(str(out), smoke=True)
-    return out / "export"
-
-
-@pytest.fixture(scope="module")
-def prediction_service(export_dir):
+def prediction_service(babyweight_export):
+    """The service, serving the session's smoke-trained export (tests/conftest.py)."""
     import prodml.serving
 
-    with prodml.serving.start({"babyweight": str(export_dir)}, port=0) as handle:
+    with prodml.serving.start({"babyweight": babyweight_export}, port=0) as handle:
         yield handle
 
 
