@@ -423,3 +423,45 @@ def test_bad_configuration_errors(export_dir):
     with pytest.raises(FileNotFoundError, match="no SavedModel"):
         pipelines.resolve_export(export_dir.parent / "missing")
     assert pipelines.resolve_export(export_dir).endswith("/7")
+
+
+def test_batch_from_warehouse_into_the_predictions_table(export_dir, run_dir):
+    """Warehouse rows in, `babyweight.predictions` out: every row predicted, none lost."""
+    import pandas as pd
+    from google.cloud import bigquery
+    from prodml import warehouse
+
+    client = warehouse.client()
+    client.create_dataset("babyweight", exists_ok=True)
+    records = natality_records(40, seed=3)
+    records[5]["gestation_weeks"] = None  # one row the pipeline must dead-letter, not drop
+    client.load_table_from_dataframe(
+        pd.DataFrame(records),
+        "babyweight.serving_requests",
+        job_config=bigquery.LoadJobConfig(write_disposition="WRITE_TRUNCATE"),
+    ).result()
+    sink = pipelines.Sink(
+        folder=str(run_dir / "wh"),
+        dead_letter_table="babyweight.dead_letters",
+        write_disposition="WRITE_TRUNCATE",
+    )
+
+    def build(p):
+        pipelines.build_pipeline(
+            p,
+            pipelines.from_warehouse("SELECT * FROM babyweight.serving_requests", client=client),
+            model=pipelines.SavedModelHandler(export_dir),
+            sink=sink,
+        )
+
+    counts = run(build)
+    assert (counts["records_in"], counts["predictions"], counts["dead_letters"]) == (40, 39, 1)
+    table = client.query(
+        "SELECT key, predicted_weight_pounds FROM babyweight.predictions ORDER BY key"
+    ).to_dataframe()
+    assert len(table) == 39 and "r00005" not in set(table["key"])
+    expected = {r["key"]: expected_weight(r) for r in records if r["key"] != "r00005"}
+    got = dict(zip(table["key"], table["predicted_weight_pounds"], strict=True))
+    assert max(abs(got[k] - v) for k, v in expected.items()) <= 1e-5
+    dead = client.query("SELECT record, reason FROM babyweight.dead_letters").to_dataframe()
+    assert len(dead) == 1 and "gestation_weeks" in dead["reason"][0]
