@@ -75,8 +75,19 @@ def main(args: argparse.Namespace) -> int:
     port = sock.getsockname()[1]
     url = f"http://{args.host if ':' not in args.host else f'[{args.host}]'}:{port}"
 
-    config = uvicorn.Config(App(registry), loop="auto", http="auto", lifespan="on",
-                            log_level="warning", access_log=False, timeout_graceful_shutdown=10)  # fmt: skip
+    # Keep idle connections open longer than clients keep them pooled (uvicorn's default is
+    # 5 s): Google's API clients and requests.Session reuse a connection after a pause, and a
+    # server that has closed it meanwhile turns their next POST into a broken pipe.
+    config = uvicorn.Config(
+        App(registry),
+        loop="auto",
+        http="auto",
+        lifespan="on",
+        log_level="warning",
+        access_log=False,
+        timeout_graceful_shutdown=10,
+        timeout_keep_alive=75,
+    )
     server = uvicorn.Server(config)
 
     async def _announce():  # the socket is already listening; tell whoever waits
