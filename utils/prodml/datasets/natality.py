@@ -384,14 +384,14 @@ def generate(rows: int = 1_000_000, seed: int = 0) -> pd.DataFrame:
             "month": _nullable_int(month),
             "day": _nullable_int(day),
             "wday": _nullable_int(wday),
-            "state": pd.array(state, dtype="str"),
+            "state": pd.array(state, dtype="string"),
             "is_male": _nullable_bool(is_male),
             "child_race": _nullable_int(child_race),
             "weight_pounds": weight_pounds,
             "plurality": _nullable_int(plurality, plurality_null),
             "apgar_1min": _nullable_int(apgar_1min, apgar_null),
             "apgar_5min": _nullable_int(apgar_5min, apgar_null),
-            "mother_residence_state": pd.array(state, dtype="str"),
+            "mother_residence_state": pd.array(state, dtype="string"),
             "mother_race": _nullable_int(mother_race),
             "mother_age": _nullable_int(mother_age, age_null),
             "gestation_weeks": _nullable_int(gestation, gestation_null),
@@ -421,7 +421,7 @@ def fingerprint(df: pd.DataFrame) -> str:
 
 
 #: Bump when :func:`generate` changes what a (rows, seed) pair produces; :func:`load` reloads.
-VERSION = 1
+VERSION = 2
 
 
 def _loaded_marker():
