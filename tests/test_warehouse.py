@@ -423,3 +423,18 @@ def test_query_destination_honors_write_disposition(client):
     job_config.write_disposition = bigquery.WriteDisposition.WRITE_APPEND
     client.query(sql, job_config=job_config).result()
     assert client.get_table("results.squares").num_rows == 6
+
+
+def test_clients_side_by_side_share_the_functions(run_dir):
+    """Two connections to one warehouse file in one process (a notebook's client while a load
+    job or a Beam sink opens another) both run FARM_FINGERPRINT."""
+    first, second = warehouse.client(), warehouse.client()
+    outer = first._connect()
+    try:
+        got = second.query("SELECT FARM_FINGERPRINT('alphabet') AS f").to_dataframe()
+        assert got["f"][0] == -2427165924636348523
+        assert outer.execute("SELECT farm_fingerprint('alphabet')").fetchall()[0][0] == (
+            -2427165924636348523
+        )
+    finally:
+        outer.close()

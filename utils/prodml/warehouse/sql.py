@@ -75,7 +75,17 @@ def fingerprint(values: pa.Array | pa.ChunkedArray) -> pa.Array:
 
 
 def register_functions(con: duckdb.DuckDBPyConnection) -> None:
-    """Add the BigQuery functions DuckDB lacks to a connection."""
+    """Add the BigQuery functions DuckDB lacks to a connection.
+
+    A Python function registered on one connection lives in the database instance that every
+    connection to the same file in this process shares, and outlives that connection: register
+    once per instance (a notebook's client and a pipeline's client are open side by side).
+    """
+    registered = con.execute(
+        "SELECT count(*) FROM duckdb_functions() WHERE function_name = 'farm_fingerprint'"
+    ).fetchall()[0][0]
+    if registered:
+        return
     con.create_function(
         "farm_fingerprint",
         fingerprint,
