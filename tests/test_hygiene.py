@@ -141,8 +141,7 @@ def test_ruff_passes_on_the_code():
 
 def test_nbqa_ruff_passes_on_the_notebooks():
     folders = [f for f in ("notebooks", "solutions") if any((REPO / f).rglob("*.ipynb"))]
-    if not folders:
-        pytest.skip("no notebooks in notebooks/ or solutions/ yet")
+    assert folders == ["notebooks", "solutions"], "notebooks/ and solutions/ must hold notebooks"
     done = _run(str(BIN / "nbqa"), "ruff", *folders)
     assert done.returncode == 0, done.stdout + done.stderr
 
