@@ -234,6 +234,11 @@ def test_streaming_windows_on_time_late_and_too_late(export_dir):
         )
         # 6 in = 4 predictions + 1 dead letter + 1 dropped too late, counted from the data
         assert_that(out.dropped_late, equal_to([1]), label="dropped")
+        assert_that(
+            out.counts,
+            equal_to([{"records_in": 6, "predictions": 4, "dead_letters": 1, "dropped_late": 1}]),
+            label="counts",
+        )
 
     run(build, "streaming")
     assert source.streaming
@@ -256,6 +261,9 @@ def test_batch_and_streaming_predictions_agree(export_dir, run_dir):
         for r in records
     ]
     times = pipelines.event_times(len(lines), every=0.5)  # 150 s of events: 8 windows of 20 s
+    source = pipelines.replay(lines, times, "csv", COLUMNS, speed=60, tick=5.0)
+    kinds = [type(e).__name__ for e in source.transform._events]
+    assert kinds.count("ElementEvent") == 30  # one group of 10 records per 5 s tick
 
     batch_sink = pipelines.Sink(folder=str(run_dir / "batch"), table=None)
     stream_sink = pipelines.Sink(folder=str(run_dir / "stream"), table=None)
@@ -268,7 +276,7 @@ def test_batch_and_streaming_predictions_agree(export_dir, run_dir):
     run(
         lambda p: pipelines.build_pipeline(
             p,
-            pipelines.replay(lines, times, "csv", COLUMNS, speed=60),
+            source,
             model=handler,
             mode="streaming",
             sink=stream_sink,
@@ -276,6 +284,14 @@ def test_batch_and_streaming_predictions_agree(export_dir, run_dir):
         "streaming",
     )
     assert batch["predictions"] == batch["records_in"] == 300
+    for folder in ("batch", "stream"):  # the data-based counts the sinks wrote
+        written = json.loads((run_dir / folder / "counts.json").read_text())
+        assert written == {
+            "records_in": 300,
+            "predictions": 300,
+            "dead_letters": 0,
+            "dropped_late": 0,
+        }
     b, s = read_rows(run_dir / "batch"), read_rows(run_dir / "stream")
     assert set(b) == set(s) == {r["key"] for r in records}  # nothing dropped, nothing doubled
     diff = max(abs(b[k]["predicted_weight_pounds"] - s[k]["predicted_weight_pounds"]) for k in b)
@@ -416,6 +432,15 @@ def test_bad_configuration_errors(export_dir):
         pipelines.build_pipeline(p, stream, model=handler)
     with pytest.raises(ValueError, match="needs streaming pipeline options"):
         pipelines.build_pipeline(p, stream, model=handler, mode="streaming")
+    streaming = beam.Pipeline(options=pipelines.options("streaming"))
+    with pytest.raises(ValueError, match="WRITE_TRUNCATE would keep only the last pane"):
+        pipelines.build_pipeline(
+            streaming,
+            stream,
+            model=handler,
+            mode="streaming",
+            sink=pipelines.Sink(folder="unused", write_disposition="WRITE_TRUNCATE"),
+        )
     with pytest.raises(ValueError, match="needs columns"):
         pipelines.ParseRecords("csv")
     with pytest.raises(TypeError, match="needs a Beam ModelHandler"):
@@ -465,3 +490,120 @@ def test_batch_from_warehouse_into_the_predictions_table(export_dir, run_dir):
     assert max(abs(got[k] - v) for k, v in expected.items()) <= 1e-5
     dead = client.query("SELECT record, reason FROM babyweight.dead_letters").to_dataframe()
     assert len(dead) == 1 and "gestation_weeks" in dead["reason"][0]
+
+
+@pytest.mark.timeout(120)
+def test_streaming_writes_dead_letters_without_hanging(export_dir, run_dir):
+    """A stream with dead letters and a sink finishes; every dead letter is written once,
+    including one that arrives after its window closed, and the data-based counts add up."""
+    good = natality_records(3, seed=11)
+    lines = [
+        ",".join(str(r[c]).lower() if c == "is_male" else str(r[c]) for c in COLUMNS) for r in good
+    ]
+    stream = [lines[0], "bad,true,30", lines[1], "", lines[2], "late,true,x,1,39"]
+    times = [1.0, 2.0, 5.0, 41.0, 42.0, 3.0]  # the last arrives after [0, 20) expired
+    sink = pipelines.Sink(folder=str(run_dir / "stream"), table=None)
+
+    def build(p):
+        out = pipelines.build_pipeline(
+            p,
+            pipelines.replay(stream, times, "csv", COLUMNS, speed=60),
+            model=pipelines.SavedModelHandler(export_dir),
+            mode="streaming",
+            sink=sink,
+        )
+        assert_that(
+            out.counts,
+            equal_to(
+                [
+                    {
+                        "records_in": 6,
+                        "predictions": 3,
+                        "dead_letters": 3,
+                        "dropped_late": 0,
+                    }
+                ]
+            ),
+            label="counts",
+        )
+
+    run(build, "streaming")
+    dead = [
+        json.loads(line)
+        for path in sorted((run_dir / "stream").glob("dead_letters-*.jsonl"))
+        for line in path.open()
+    ]
+    assert sorted(d["record"] for d in dead) == ["", "bad,true,30", "late,true,x,1,39"]
+    assert len(read_rows(run_dir / "stream")) == 3
+    written = json.loads((run_dir / "stream" / "counts.json").read_text())
+    assert written == {"records_in": 6, "predictions": 3, "dead_letters": 3, "dropped_late": 0}
+
+
+def replay_events(source: pipelines.Source) -> list[tuple[str, object]]:
+    """The TestStream's events as (kind, payload): elements as their count."""
+    from apache_beam.testing.test_stream import (
+        ElementEvent,
+        ProcessingTimeEvent,
+        WatermarkEvent,
+    )
+    from apache_beam.utils.timestamp import MAX_TIMESTAMP
+
+    events = []
+    for e in source.transform._events:
+        if isinstance(e, ElementEvent):
+            events.append(("elements", len(e.timestamped_values)))
+        elif isinstance(e, WatermarkEvent):
+            end = e.new_watermark == MAX_TIMESTAMP
+            events.append(("watermark", float("inf") if end else float(e.new_watermark)))
+        elif isinstance(e, ProcessingTimeEvent):
+            events.append(("processing", float(e.advance_by)))
+    return events
+
+
+def test_replay_groups_records_per_tick_and_rounds_processing_time():
+    times = [0.0, 0.2, 0.7, 1.0, 1.5, 3.2, 2.9]  # the last is out of order (arrives late)
+    source = pipelines.replay(list(range(7)), times, speed=10, tick=1.0)
+    assert replay_events(source) == [
+        ("elements", 3),  # tick [0, 1)
+        ("watermark", 0.7),
+        ("processing", 0.1),  # 1 s of event time at speed 10
+        ("elements", 2),  # tick [1, 2)
+        ("watermark", 1.5),
+        ("processing", 0.2),
+        ("elements", 1),  # tick [3, 4)
+        ("watermark", 3.2),
+        ("elements", 1),  # 2.9 arrives after 3.2: its own group, no watermark change
+        ("watermark", float("inf")),
+    ]
+    # 0.1 s of event time at speed 1000 is 0.1 ms of processing time: rounded to whole
+    # milliseconds (TestStream's unit), so zero advances are skipped, not sent
+    fast = pipelines.replay(list(range(3)), [0.0, 0.1, 0.2], speed=1000, tick=0.1)
+    assert [k for k, _ in replay_events(fast)] == [
+        "elements",
+        "watermark",
+        "elements",
+        "watermark",
+        "elements",
+        "watermark",
+        "watermark",
+    ]
+    with pytest.raises(ValueError, match="tick must be > 0"):
+        pipelines.replay([1], [0.0], tick=0)
+
+
+def test_replay_with_uneven_processing_steps_runs(export_dir):
+    """Processing-time steps that are not whole milliseconds in binary floating point (1.001 s)
+    or shorter than one (0.1 ms) used to fail the TestStream's translation."""
+    records = natality_records(4, seed=2)
+    source = pipelines.replay(records, [0.0, 0.1, 1.101, 1.1011], speed=1)
+
+    def build(p):
+        out = pipelines.build_pipeline(
+            p, source, model=pipelines.SavedModelHandler(export_dir), mode="streaming"
+        )
+        assert_that(
+            out.predictions | beam.Map(lambda r: r["key"]),
+            equal_to(["r00000", "r00001", "r00002", "r00003"]),
+        )
+
+    run(build, "streaming")

@@ -28,6 +28,7 @@ from prodml.pipelines.inference import (
 from prodml.pipelines.pipeline import (
     ALLOWED_LATENESS,
     COLUMNS,
+    COUNTED,
     MODES,
     PREDICTIONS_TABLE,
     WINDOW_SECONDS,
@@ -39,7 +40,7 @@ from prodml.pipelines.pipeline import (
     WriteDeadLetters,
     WritePredictions,
     build_pipeline,
-    count_dropped,
+    count_elements,
     counts,
     event_times,
     from_csv,
@@ -55,6 +56,7 @@ from prodml.pipelines.records import ParseRecords, RecordError, check, parse
 __all__ = [
     "ALLOWED_LATENESS",
     "COLUMNS",
+    "COUNTED",
     "MODES",
     "PREDICTIONS_TABLE",
     "WINDOW_SECONDS",
@@ -71,7 +73,7 @@ __all__ = [
     "WriteDeadLetters",
     "WritePredictions",
     "build_pipeline",
-    "count_dropped",
+    "count_elements",
     "check",
     "counts",
     "event_times",

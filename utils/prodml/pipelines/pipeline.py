@@ -7,18 +7,21 @@
 
 * Batch reads the warehouse (:func:`from_warehouse`) or CSV files (:func:`from_csv`).
 * Streaming replays the same records with event timestamps (:func:`replay`, a ``TestStream``
-  whose processing time runs ``speed`` times faster than event time, like the course's
-  publisher), or reads Pub/Sub when configured for Google Cloud (:func:`stream_source`). Records
-  go into fixed windows of 20 s with 10 s allowed lateness (the course's values); the trigger
-  fires when the watermark passes the end of a window and once more for every late record
-  within the allowed lateness (discarding panes, so no record is predicted twice). Records later
-  than that are dropped by Beam; the pipeline counts them (``dropped_late``) rather than losing
-  them silently.
+  released one tick of event time at a time, its processing time running ``speed`` times faster
+  than event time, like the course's publisher), or reads Pub/Sub when configured for Google
+  Cloud (:func:`stream_source`). Records go into fixed windows of 20 s with 10 s allowed
+  lateness (the course's values); the trigger fires when the watermark passes the end of a
+  window and once more for every late record within the allowed lateness (discarding panes, so
+  no record is predicted twice). Records later than that are dropped by Beam; the pipeline
+  counts them (``dropped_late``) rather than losing them silently. Dead letters are never
+  late: they stay in the global window and are written as they come (a pane per arrival).
 
-Counters (namespace ``prodml.pipelines``; :func:`counts` reads them): ``records_in``,
-``valid_records``, ``dead_letters``, ``windowed_in``, ``windowed_out``, ``predictions``. They
-hold ``records_in == predictions + dead_letters + dropped_late`` (``dropped_late`` is
-``windowed_in - windowed_out``, zero in batch).
+Counts: ``Outputs.counts`` is one dict counted from the data itself, ``records_in``,
+``predictions``, ``dead_letters``, ``dropped_late``, with ``records_in == predictions +
+dead_letters + dropped_late`` in both modes (``dropped_late`` is zero in batch); a
+:class:`Sink` writes it to ``<folder>/counts.json`` (a stream: when it ends). The Beam counters
+(namespace ``prodml.pipelines``, read by :func:`counts`) say the same in batch; the Python
+DirectRunner's streaming mode keeps only their first bundle, so do not rely on them there.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -38,7 +42,7 @@ from apache_beam.ml.inference.base import ModelHandler, RunInference
 from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.testing.test_stream import TestStream
 from apache_beam.transforms import trigger, window
-from apache_beam.utils.timestamp import Duration
+from apache_beam.utils.timestamp import Duration, Timestamp
 from apache_beam.utils.windowed_value import PaneInfoTiming
 
 from prodml import babyweight, config, storage
@@ -113,30 +117,49 @@ def replay(
     columns=None,
     speed: float = 60.0,
     max_delay: float = 0.0,
+    tick: float = 1.0,
 ) -> Source:
-    """Replay records as an event-time stream (``TestStream``).
+    """Replay records as an event-time stream (``TestStream``), one tick of event time at a time.
 
-    ``timestamps`` are event times in seconds, one per record, in arrival order. The watermark
-    follows arrivals, ``max_delay`` seconds behind the latest event time seen (records older
-    than the watermark arrive late); processing time advances by the event-time gap divided by
-    ``speed`` (``speed=60``: a minute of events per second, like the course's publisher).
+    ``timestamps`` are event times in seconds, one per record, in arrival order. Consecutive
+    records whose event times fall in the same tick (``[k * tick, (k + 1) * tick)``) arrive
+    together, in one ``add_elements``; after each such group the watermark moves once, to the
+    latest event time seen less ``max_delay`` (so a record older than the watermark set by an
+    earlier group arrives late; lateness is decided tick by tick). Before each group processing
+    time advances to ``(k - k0) * tick / speed`` seconds after the first group's tick ``k0``,
+    in whole milliseconds (TestStream's unit, as for the watermark and event times; a zero step
+    is skipped): ``speed=60`` replays a minute of events per second of processing time, like
+    the course's publisher. The DirectRunner's cost is per group, not per record: raise
+    ``tick`` for dense streams (a few thousand records in a few dozen ticks replay in
+    seconds).
     """
     if len(records) != len(timestamps):
         raise ValueError(f"{len(records)} records but {len(timestamps)} timestamps")
     if speed <= 0:
         raise ValueError(f"speed must be > 0, got {speed}")
-    stream = TestStream()
-    latest = watermark = None
+    if tick <= 0:
+        raise ValueError(f"tick must be > 0, got {tick}")
+    groups: list[tuple[int, list]] = []  # (tick number, the records arriving in it)
     for record, ts in zip(records, timestamps, strict=True):
-        if latest is not None and ts > latest:
-            step = round((ts - latest) / speed, 3)  # TestStream counts processing time in ms
-            if step > 0:
-                stream.advance_processing_time(step)
-        stream.add_elements([window.TimestampedValue(record, ts)])
-        latest = ts if latest is None else max(latest, ts)
-        if watermark is None or latest - max_delay > watermark:
-            watermark = latest - max_delay
-            stream.advance_watermark_to(watermark)
+        k = math.floor(ts / tick)
+        if not groups or groups[-1][0] != k:
+            groups.append((k, []))
+        groups[-1][1].append(window.TimestampedValue(record, ts))
+    stream = TestStream()
+    clock_ms = 0  # processing time since the first group, in whole milliseconds
+    latest = watermark_ms = None
+    for k, values in groups:
+        due_ms = round((k - groups[0][0]) * tick / speed * 1000)
+        if due_ms > clock_ms:
+            stream.advance_processing_time(Duration(micros=(due_ms - clock_ms) * 1000))
+            clock_ms = due_ms
+        stream.add_elements(values)
+        newest = max(float(v.timestamp) for v in values)
+        latest = newest if latest is None else max(latest, newest)
+        due_watermark = math.floor((latest - max_delay) * 1000 + 1e-6)  # whole ms, never ahead
+        if watermark_ms is None or due_watermark > watermark_ms:
+            watermark_ms = due_watermark
+            stream.advance_watermark_to(Timestamp(micros=watermark_ms * 1000))
     stream.advance_watermark_to_infinity()
     return Source(stream, fmt, columns, streaming=True)
 
@@ -347,36 +370,95 @@ class WriteDeadLetters(_WriteRows):
 # ------------------------------------------------------------------------------ the pipeline
 
 
+COUNTED = ("records_in", "predictions", "dead_letters", "dropped_late")
+
+
 @dataclass
 class Outputs:
-    """The pipeline's results; ``dropped_late`` (streaming) holds one number: the records that
-    arrived after the allowed lateness, counted from the data itself."""
+    """The pipeline's results. ``counts`` holds one dict counted from the data itself (complete
+    in both modes, on every runner): ``records_in``, ``predictions``, ``dead_letters`` and
+    ``dropped_late`` (records that arrived after the allowed lateness; zero in batch), with
+    ``records_in == predictions + dead_letters + dropped_late``. ``dropped_late`` holds that
+    one number alone."""
 
     predictions: beam.PCollection
     dead_letters: beam.PCollection
-    dropped_late: beam.PCollection | None = None
+    counts: beam.PCollection
+    dropped_late: beam.PCollection
 
 
-def count_dropped(before: beam.PCollection, after: beam.PCollection) -> beam.PCollection:
-    """One element: how many records entered the windowing and never came out of a pane.
+class _Tally(beam.CombineFn):
+    """Count labels into a dict with every name present (zero when none came)."""
 
-    Beam drops records later than the allowed lateness without a trace; comparing the counts
-    on both sides of the window's GroupByKey makes the loss visible. (The counters
-    ``windowed_in``/``windowed_out`` say the same on runners whose streaming metrics are
-    complete; the Python DirectRunner's streaming mode keeps only its first bundle's counter
-    updates, so count from the data there.)
+    def __init__(self, names: Sequence[str]):
+        self.names = tuple(names)
+
+    def create_accumulator(self):
+        return dict.fromkeys(self.names, 0)
+
+    def add_input(self, acc, name):
+        if name is not None:  # the seed that makes an empty run report zeros
+            acc[name] += 1
+        return acc
+
+    def merge_accumulators(self, accumulators):
+        total = self.create_accumulator()
+        for acc in accumulators:
+            for name, n in acc.items():
+                total[name] += n
+        return total
+
+    def extract_output(self, acc):
+        return dict(acc)
+
+
+def count_elements(p: beam.Pipeline, **pcolls: beam.PCollection) -> beam.PCollection:
+    """One dict ``{name: how many elements that PCollection held}`` over the whole run.
+
+    Each input is re-windowed into one global window fired once, when the watermark passes its
+    end: at the end of a batch or of a bounded stream (an unbounded stream reports on drain).
+    Counting the data, not Beam counters, works on every runner: the Python DirectRunner's
+    streaming mode keeps only the first bundle's counter updates.
     """
 
-    def whole_stream(label):  # one global window, fired once when the stream ends
+    def whole_run(label):  # one global window, fired once when the watermark passes its end
         return label >> beam.WindowInto(
             window.GlobalWindows(),
             trigger=trigger.AfterWatermark(),
             accumulation_mode=trigger.AccumulationMode.DISCARDING,
         )
 
-    total = before | whole_stream("AllIn") | "CountIn" >> beam.combiners.Count.Globally()
-    out = after | whole_stream("AllOut") | "CountOut" >> beam.combiners.Count.Globally()
-    return total | "Dropped" >> beam.Map(lambda n, m: n - m, beam.pvalue.AsSingleton(out))
+    labelled = [p | "CountSeed" >> beam.Create([None]) | whole_run("WholeRun_seed")]
+    for name, pcoll in pcolls.items():
+        labelled.append(
+            pcoll | f"Label_{name}" >> beam.Map(lambda _, n=name: n) | whole_run(f"WholeRun_{name}")
+        )
+    return (
+        labelled
+        | "AllLabels" >> beam.Flatten()
+        | "Tally" >> beam.CombineGlobally(_Tally(list(pcolls))).without_defaults()
+    )
+
+
+def _accounting(tally: dict) -> dict:
+    return {
+        "records_in": tally["records_in"],
+        "predictions": tally["predictions"],
+        "dead_letters": tally["dead_letters"],
+        "dropped_late": tally["windowed_in"] - tally["windowed_out"],
+    }
+
+
+class _WriteCounts(beam.DoFn):
+    def __init__(self, folder: str):
+        self.folder = folder
+
+    def process(self, counts):
+        fs = storage.filesystem(self.folder)
+        fs.makedirs(self.folder, exist_ok=True)
+        with fs.open(f"{self.folder}/counts.json", "w") as f:
+            f.write(json.dumps(counts, sort_keys=True) + "\n")
+        yield f"{self.folder}/counts.json"
 
 
 def options(mode: str = "batch", **extra) -> PipelineOptions:
@@ -401,8 +483,9 @@ def build_pipeline(
     allowed_lateness: float = ALLOWED_LATENESS,
 ) -> Outputs:
     """Add the prediction pipeline to ``p``: read ``source``, parse and check, (streaming:
-    window), predict with ``model``, and write to ``sink`` when given. Returns the prediction
-    rows and the dead letters."""
+    window), predict with ``model``, and write to ``sink`` when given (predictions, dead
+    letters and ``counts.json``). Returns the prediction rows, the dead letters and the
+    data-based counts (:class:`Outputs`)."""
     _check_mode(mode)
     if not isinstance(source, Source):
         raise TypeError(f"source must be a prodml.pipelines.Source, got {type(source).__name__}")
@@ -413,26 +496,43 @@ def build_pipeline(
         and not p.options.view_as(beam.options.pipeline_options.StandardOptions).streaming
     ):
         raise ValueError("mode='streaming' needs streaming pipeline options: options('streaming')")
+    if (
+        mode == "streaming"
+        and sink is not None
+        and (sink.table or sink.dead_letter_table)
+        and sink.write_disposition == "WRITE_TRUNCATE"
+    ):
+        raise ValueError(
+            "a streaming sink loads its tables one window pane at a time, so WRITE_TRUNCATE "
+            "would keep only the last pane: use write_disposition='WRITE_APPEND' (or table=None)"
+        )
     raw = p | "Read" >> source.transform
     records, dead = raw | "Parse" >> ParseRecords(source.fmt, source.columns)
-    dropped = None
+    windowed = records
     if mode == "streaming":
         windowed = records | "Window" >> Windowed(window_seconds, allowed_lateness)
-        dropped = count_dropped(records, windowed)
-        records = windowed
-    predictions = records | "Predict" >> Predict(model)
-    if mode == "streaming":  # dead letters are never late: write them every 100 or every 10 s
+        # dead letters are never late: one global window, a pane (and a file) per arrival
         dead = dead | "DeadLetterPanes" >> beam.WindowInto(
             window.GlobalWindows(),
-            trigger=trigger.Repeatedly(
-                trigger.AfterAny(trigger.AfterCount(100), trigger.AfterProcessingTime(10))
-            ),
+            trigger=trigger.AfterWatermark(early=trigger.AfterCount(1)),
             accumulation_mode=trigger.AccumulationMode.DISCARDING,
         )
+    predictions = windowed | "Predict" >> Predict(model)
+    tally = count_elements(
+        p,
+        records_in=raw,
+        predictions=predictions,
+        dead_letters=dead,
+        windowed_in=records,
+        windowed_out=windowed,
+    )
+    counted = tally | "Accounting" >> beam.Map(_accounting)
+    dropped = counted | "DroppedLate" >> beam.Map(lambda c: c["dropped_late"])
     if sink is not None:
         _ = predictions | "WritePredictions" >> WritePredictions(sink)
         _ = dead | "WriteDeadLetters" >> WriteDeadLetters(sink)
-    return Outputs(predictions, dead, dropped)
+        _ = counted | "WriteCounts" >> beam.ParDo(_WriteCounts(sink.folder))
+    return Outputs(predictions, dead, counted, dropped)
 
 
 COUNTERS = ("records_in", "valid_records", "dead_letters", "windowed_in", "windowed_out")
@@ -443,7 +543,8 @@ def counts(result) -> dict[str, int]:
 
     Complete for batch runs. The Python DirectRunner's *streaming* mode keeps only the first
     bundle's updates of each step (its state sampler caches the first metrics container), so
-    for streaming runs there use the data-based ``Outputs.dropped_late`` and output counts.
+    for streaming runs there use the data-based ``Outputs.counts`` (or the sink's
+    ``counts.json``).
     """
     found = {name: 0 for name in (*COUNTERS, "predictions", "http_retries")}
     for counter in result.metrics().query(MetricsFilter().with_namespace(NAMESPACE))["counters"]:
@@ -461,6 +562,7 @@ def event_times(n: int, start: float = 0.0, every: float = 1.0) -> list[float]:
 __all__ = [
     "ALLOWED_LATENESS",
     "COLUMNS",
+    "COUNTED",
     "MODES",
     "PREDICTIONS_TABLE",
     "WINDOW_SECONDS",
@@ -472,7 +574,7 @@ __all__ = [
     "WriteDeadLetters",
     "WritePredictions",
     "build_pipeline",
-    "count_dropped",
+    "count_elements",
     "counts",
     "event_times",
     "from_csv",
