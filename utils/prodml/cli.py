@@ -26,11 +26,11 @@ COMMANDS = {
     ),
 }
 
+LISTINGS = ("todo", "release")
+
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    if hasattr(signal, "SIGPIPE"):  # `prodml todo labs | head` ends quietly, like other tools
-        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     parser = argparse.ArgumentParser(prog="prodml", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     chosen = next((a for a in argv if not a.startswith("-")), None)
@@ -41,6 +41,10 @@ def main(argv: list[str] | None = None) -> int:
             module.add_arguments(sp)
             sp.set_defaults(_main=module.main)
     args = parser.parse_args(argv)
+    if args.command in LISTINGS and hasattr(signal, "SIGPIPE"):
+        # `prodml todo labs | head` ends quietly, like other command-line tools. Never for the
+        # server: with the default SIGPIPE a client that hangs up would kill the process.
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     return int(args._main(args) or 0)
 
 
