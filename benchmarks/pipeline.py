@@ -12,6 +12,7 @@ ratio. Everything it writes goes under the run folder.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import subprocess
 import sys
@@ -29,6 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=20_000)
     parser.add_argument("--batch", type=int, default=1024, help="rows per signature call")
+    parser.add_argument("--stream-rows", type=int, default=3000, help="rows replayed as a stream")
     parser.add_argument("--export-dir", help="an exported babyweight model (default: train one)")
     args = parser.parse_args(argv)
 
@@ -79,11 +81,38 @@ def main(argv: list[str] | None = None) -> int:
     loop_seconds = time.perf_counter() - start
     assert len(predictions) == len(rows)
 
+    # 3. the same pipeline in streaming mode over a replay (counts from the data)
+    streamed = records[: args.stream_rows]
+    times = pipelines.event_times(len(streamed), every=0.1)
+    start = time.perf_counter()
+    p = beam.Pipeline(options=pipelines.options("streaming"))
+    pipelines.build_pipeline(
+        p,
+        pipelines.replay(streamed, times, speed=600, tick=5.0),
+        model=handler,
+        mode="streaming",
+        sink=pipelines.Sink(
+            folder=str(config.run_path("benchmarks", "pipeline", "stream")), table=None
+        ),
+    )
+    p.run().wait_until_finish()
+    stream_seconds = time.perf_counter() - start
+    written = config.run_path("benchmarks", "pipeline", "stream") / "counts.json"
+    stream_counts = json.loads(written.read_text())
+    assert stream_counts["records_in"] == stream_counts["predictions"] == len(streamed), (
+        stream_counts
+    )
+
     beam_rate, loop_rate = n / beam_seconds, n / loop_seconds
     print(f"rows: {n} (dead letters {counts['dead_letters']}), model: {handler.export_dir}")
     print(f"Beam DirectRunner pipeline : {beam_seconds:7.2f} s  {beam_rate:10,.0f} records/s")
     print(f"plain loop over SavedModel : {loop_seconds:7.2f} s  {loop_rate:10,.0f} records/s")
     print(f"ratio loop / pipeline      : {loop_rate / beam_rate:7.1f}x")
+    stream_rate = len(streamed) / stream_seconds
+    print(
+        f"streaming replay pipeline  : {stream_seconds:7.2f} s  {stream_rate:10,.0f} records/s"
+        f"  ({len(streamed)} rows, {stream_counts})"
+    )
     assert set(babyweight.FEATURES) <= set(rows[0])
     return 0
 
