@@ -607,3 +607,12 @@ def test_replay_with_uneven_processing_steps_runs(export_dir):
         )
 
     run(build, "streaming")
+
+
+def test_beams_per_batch_memory_warning_is_dropped_and_others_kept(caplog):
+    import logging
+
+    with caplog.at_level(logging.WARNING):
+        logging.warning("Resource module is not available for current platform, memory ...")
+        logging.warning("a warning that matters")
+    assert [r.getMessage() for r in caplog.records] == ["a warning that matters"]

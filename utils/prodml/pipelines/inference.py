@@ -11,6 +11,7 @@ exponential backoff.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -24,6 +25,19 @@ from prodml import babyweight
 
 NAMESPACE = "prodml.pipelines"
 OUTPUT = "weight"
+
+
+class _BeamMemoryWarning(logging.Filter):
+    """Beam 2.77 imports ``resource`` in one ``try`` with its torch-only ``ModelManager``; without
+    torch it sets ``resource = None`` and then warns, on every batch RunInference runs, that
+    memory cannot be measured. Drop that one message; every other warning still shows."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("Resource module is not available")
+
+
+if not any(isinstance(f, _BeamMemoryWarning) for f in logging.getLogger().filters):
+    logging.getLogger().addFilter(_BeamMemoryWarning())
 
 
 def resolve_export(export_dir: str | Path) -> str:
