@@ -15,6 +15,7 @@ from apache_beam.testing.test_stream import TestStream
 from apache_beam.testing.util import assert_that, equal_to
 from apache_beam.transforms.window import TimestampedValue
 from prodml import babyweight, config, pipelines
+from prodml.serving.testing import export_toy_model, toy_weight
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 COLUMNS = ["key", "is_male", "mother_age", "plurality", "gestation_weeks"]
@@ -22,35 +23,21 @@ COLUMNS = ["key", "is_male", "mother_age", "plurality", "gestation_weeks"]
 
 def formula(is_male: str, mother_age: float, plurality: str, gestation_weeks: float) -> float:
     """What the stand-in model computes (float32 in the SavedModel)."""
-    single = 1.0 if plurality == "Single(1)" else 0.0
-    male = 1.0 if is_male == "True" else 0.0
-    return 0.2 * gestation_weeks + 0.01 * mother_age + 0.3 * male + 1.5 * single - 2.0
+    return toy_weight(
+        {
+            "is_male": is_male,
+            "mother_age": mother_age,
+            "plurality": plurality,
+            "gestation_weeks": gestation_weeks,
+        }
+    )
 
 
 @pytest.fixture(scope="module")
 def export_dir(tmp_path_factory):
-    """A stand-in SavedModel with babyweight's signatures, computing :func:`formula`."""
-    import tensorflow as tf
-
-    specs = [
-        tf.TensorSpec([None], tf.string, name="is_male"),
-        tf.TensorSpec([None], tf.float32, name="mother_age"),
-        tf.TensorSpec([None], tf.string, name="plurality"),
-        tf.TensorSpec([None], tf.float32, name="gestation_weeks"),
-    ]
-
-    def weight(is_male, mother_age, plurality, gestation_weeks):
-        single = tf.cast(tf.equal(plurality, "Single(1)"), tf.float32)
-        male = tf.cast(tf.equal(is_male, "True"), tf.float32)
-        return 0.2 * gestation_weeks + 0.01 * mother_age + 0.3 * male + 1.5 * single - 2.0
-
-    module = tf.Module()
-    module.serve = tf.function(
-        lambda a, b, c, d: {"weight": weight(a, b, c, d)}, input_signature=specs
-    )
-    base = tmp_path_factory.mktemp("model") / "export"
-    tf.saved_model.save(module, str(base / "7"), signatures={"serving_default": module.serve})
-    return base
+    """The server tests' toy SavedModel (babyweight's signatures, computing :func:`formula`),
+    in a TF Serving-style base folder."""
+    return export_toy_model(tmp_path_factory.mktemp("model") / "export", version=7).parent
 
 
 def natality_records(n: int, seed: int = 0) -> list[dict]:
