@@ -38,7 +38,7 @@ unit: setup chromium
 
 # Smoke-parameter copies of every notebook (papermill --prepare-only), executed cell by cell by nbval.
 notebooks: setup
-	rm -rf $(NBTEST) && $(BIN)/prodml run --smoke --prepare-only --out $(NBTEST) notebooks
+	rm -rf $(NBTEST) && $(BIN)/prodml run --smoke --prepare-only --out $(NBTEST) notebooks solutions
 	PRODML_RUN_DIR=$(CURDIR)/build/nbrun $(BIN)/pytest --nbval-lax --nbval-cell-timeout=600 -p no:cacheprovider $(NBTEST)
 
 test: lint
