@@ -557,31 +557,3 @@ def counts(result) -> dict[str, int]:
 def event_times(n: int, start: float = 0.0, every: float = 1.0) -> list[float]:
     """Evenly spaced event times (seconds), for replaying records that carry none."""
     return [start + i * every for i in range(n)]
-
-
-__all__ = [
-    "ALLOWED_LATENESS",
-    "COLUMNS",
-    "COUNTED",
-    "MODES",
-    "PREDICTIONS_TABLE",
-    "WINDOW_SECONDS",
-    "Outputs",
-    "Predict",
-    "Sink",
-    "Source",
-    "Windowed",
-    "WriteDeadLetters",
-    "WritePredictions",
-    "build_pipeline",
-    "count_elements",
-    "counts",
-    "event_times",
-    "from_csv",
-    "from_pubsub",
-    "from_records",
-    "from_warehouse",
-    "options",
-    "replay",
-    "stream_source",
-]
