@@ -9,20 +9,18 @@ The browser test drives Debian's headless Chromium with Playwright through the r
 from __future__ import annotations
 
 import importlib.util
-import json
 import re
 import socket
 import subprocess
 import sys
-import threading
 import time
 from html.parser import HTMLParser
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
 import requests
+from support import JSONHandler, LoopbackServer
 
 REPO = Path(__file__).resolve().parents[1]
 SOLUTION_APP = REPO / "solutions" / "babyweight_serving" / "application"
@@ -48,7 +46,7 @@ def load_frontend(app_dir: Path = SOLUTION_APP):
     return module
 
 
-class Recorder:
+class Recorder(LoopbackServer):
     """A proxy that forwards to the prediction service and keeps (method, path, JSON body);
     the path without its query string (the Google API client adds ``?alt=json``)."""
 
@@ -57,11 +55,9 @@ class Recorder:
         self.requests: list[tuple[str, str, object]] = []
         recorder = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(JSONHandler):
             def _forward(self):
-                length = int(self.headers.get("Content-Length") or 0)
-                raw = self.rfile.read(length) if length else b""
-                body = json.loads(raw) if raw else None
+                raw, body = self.read_json()
                 recorder.requests.append((self.command, urlsplit(self.path).path, body))
                 answer = requests.request(
                     self.command,
@@ -70,25 +66,11 @@ class Recorder:
                     headers={"Content-Type": "application/json"},
                     timeout=30,
                 )
-                self.send_response(answer.status_code)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(answer.content)))
-                self.end_headers()
-                self.wfile.write(answer.content)
+                self.send_json(answer.status_code, answer.content)
 
             do_GET = do_POST = _forward
 
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
+        super().__init__(Handler)
 
 
 @pytest.fixture(scope="module")

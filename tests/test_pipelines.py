@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import apache_beam as beam
@@ -16,6 +14,7 @@ from apache_beam.testing.util import assert_that, equal_to
 from apache_beam.transforms.window import TimestampedValue
 from prodml import babyweight, config, pipelines
 from prodml.serving.testing import export_toy_model, toy_weight
+from support import JSONHandler, LoopbackServer
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 COLUMNS = ["key", "is_male", "mother_age", "plurality", "gestation_weeks"]
@@ -289,43 +288,25 @@ def test_batch_and_streaming_predictions_agree(export_dir, run_dir):
     assert {row["pane"] for row in s.values()} == {"ON_TIME"}
 
 
-class FlakyPredictionServer:
+class FlakyPredictionServer(LoopbackServer):
     """A local TF-Serving-like endpoint that answers 503 to its first ``failures`` calls."""
 
     def __init__(self, failures: int):
         self.calls = 0
         outer = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(JSONHandler):
             def do_POST(self):  # noqa: N802
                 outer.calls += 1
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                _, body = self.read_json()
                 if self.path != "/v1/models/babyweight:predict":
-                    return self._send(404, {"error": f"no route {self.path}"})
+                    return self.send_json(404, {"error": f"no route {self.path}"})
                 if outer.calls <= failures:
-                    return self._send(503, {"error": "warming up"})
+                    return self.send_json(503, {"error": "warming up"})
                 preds = [{"weight": formula(**i)} for i in body["instances"]]
-                return self._send(200, {"predictions": preds})
+                return self.send_json(200, {"predictions": preds})
 
-            def _send(self, status, payload):
-                data = json.dumps(payload).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def stop(self):
-        self.server.shutdown()
-        self.server.server_close()
+        super().__init__(Handler)
 
 
 def test_http_handler_retries_with_backoff_then_predicts():
@@ -346,7 +327,7 @@ def test_http_handler_retries_with_backoff_then_predicts():
 
         counts = run(build)
     finally:
-        server.stop()
+        server.close()
     assert counts["http_retries"] == 2 and counts["predictions"] == 20
     assert server.calls == 3  # two 503s, then one batch of 20
 
@@ -366,7 +347,7 @@ def test_http_handler_gives_up_with_a_clear_error():
         with pytest.raises(pipelines.PredictionServiceError, match="HTTP 404"):
             missing.run_inference([row], session)
     finally:
-        server.stop()
+        server.close()
 
 
 def test_csv_files_source_reads_the_header(export_dir, run_dir):

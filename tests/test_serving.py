@@ -16,6 +16,7 @@ from prodml import serving
 from prodml.serving.app import ROUTES
 from prodml.serving.openapi import spec
 from prodml.serving.testing import INSTANCE, export_toy_model, toy_weight
+from support import google_api
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -166,16 +167,7 @@ def test_vertex_route(server):
 
 
 def test_google_api_client_ml_v1(server):
-    from google.auth.credentials import AnonymousCredentials
-    from googleapiclient import discovery
-
-    api = discovery.build(
-        "ml",
-        "v1",
-        client_options={"api_endpoint": server.url},
-        credentials=AnonymousCredentials(),
-        cache_discovery=False,
-    )
+    api = google_api("ml", "v1", server.url)
     parent = "projects/local-project/models/toy"
     prediction = api.projects().predict(body={"instances": [INSTANCE]}, name=parent).execute()
     assert approx(prediction["predictions"][0]["weight"], toy_weight(INSTANCE, 2))
@@ -194,16 +186,7 @@ def test_google_api_client_ml_v1(server):
 
 
 def test_google_api_client_aiplatform_v1(server):
-    from google.auth.credentials import AnonymousCredentials
-    from googleapiclient import discovery
-
-    api = discovery.build(
-        "aiplatform",
-        "v1",
-        client_options={"api_endpoint": server.url},
-        credentials=AnonymousCredentials(),
-        cache_discovery=False,
-    )
+    api = google_api("aiplatform", "v1", server.url)
     endpoint = "projects/local-project/locations/us-central1/endpoints/toy"
     out = (
         api.projects()

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 import requests
 from prodml import serving
+from support import google_api
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
@@ -47,16 +48,7 @@ def test_serves_the_babyweight_smoke_export(babyweight_export):
             tfs["predictions"][0], rel=1e-5
         )
 
-        from google.auth.credentials import AnonymousCredentials
-        from googleapiclient import discovery
-
-        api = discovery.build(
-            "ml",
-            "v1",
-            client_options={"api_endpoint": server.url},
-            credentials=AnonymousCredentials(),
-            cache_discovery=False,
-        )
+        api = google_api("ml", "v1", server.url)
         prediction = (
             api.projects()
             .predict(
