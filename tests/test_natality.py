@@ -98,12 +98,46 @@ def test_warts(frame):
     for column in ("weight_pounds", "mother_age", "plurality", "gestation_weeks"):
         zeros = int((frame[column] == 0).sum())
         assert 0 < zeros < n * 0.001, (column, zeros)
-    # habits are not on certificates before 1989; state not published after 2004
-    early = frame["year"] < 1989
-    assert frame.loc[early, "cigarette_use"].isna().all()
-    assert frame.loc[~early, "cigarette_use"].notna().all()
-    assert frame.loc[frame["year"] > 2004, "state"].isna().all()
-    assert frame.loc[frame["year"] <= 2004, "state"].notna().all()
+    # the public table's column notes: alcohol from 1989, tobacco from 2003, Apgar 1978-2002,
+    # no geography after 2004
+    year = frame["year"]
+    for column, present in (
+        ("alcohol_use", year >= 1989),
+        ("drinks_per_week", year >= 1989),
+        ("cigarette_use", year >= 2003),
+        ("cigarettes_per_day", year >= 2003),
+        ("apgar_1min", year.between(1978, 2002)),
+        ("state", year <= 2004),
+        ("mother_residence_state", year <= 2004),
+        ("mother_birth_state", year <= 2004),
+    ):
+        assert frame.loc[~present, column].isna().all(), column
+        assert frame.loc[present, column].notna().mean() > 0.9, column
+    assert frame["lmp"].notna().all()
+
+
+def test_the_public_tables_31_columns(frame):
+    assert [(c, str(t)) for c, t in zip(frame.columns, frame.dtypes, strict=True)] == [
+        (
+            name,
+            {"INTEGER": "Int64", "FLOAT": "float64", "BOOLEAN": "boolean", "STRING": "string"}[
+                kind
+            ],
+        )
+        for name, kind, _ in natality.SCHEMA_SPEC
+    ]
+    assert len(frame.columns) == 31
+    assert frame.columns[16] == "lmp" and frame.columns[18] == "mother_birth_state"
+    # lmp is MMDDYYYY, gestation_weeks whole weeks before the birth; unknown is "99" or "9999"
+    known = frame[frame["gestation_weeks"].between(1, 98).fillna(False)]
+    lmp = pd.to_datetime(known["lmp"], format="%m%d%Y")
+    born = pd.to_datetime(known[["year", "month", "day"]].astype(int))
+    assert ((born - lmp).dt.days // 7 == known["gestation_weeks"].astype(int)).all()
+    unknown = frame.loc[frame["gestation_weeks"].isna() | (frame["gestation_weeks"] == 99), "lmp"]
+    assert set(unknown) == {"99", "9999"}
+    mothers = frame.loc[frame["year"] <= 2004]
+    home = (mothers["mother_birth_state"] == mothers["state"]).mean()
+    assert 0.75 < home < 0.9
 
 
 def test_course_filter_keeps_the_99_code(frame):
@@ -127,7 +161,7 @@ def test_deterministic():
     pd.testing.assert_frame_equal(a, natality.generate(1000, seed=0))
     assert (
         natality.fingerprint(a)
-        == "5f183d5b0f39f38e6db23d2cb38f069e4712cfd22b88594b4a70b8afdc0a5861"
+        == "a843e9ded686f20aa413bfd1eebac1428f63b3ce5cf1a726e61f1729f9f9f537"
     )
     assert natality.fingerprint(natality.generate(1000, seed=1)) != natality.fingerprint(a)
 

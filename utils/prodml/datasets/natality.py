@@ -34,10 +34,13 @@ RMSE a perfect four-feature model reaches on the clean rows of a frame, about
 
 The real table's warts are reproduced, because the course's WHERE clause exists for them:
 
+* the public table's 31 columns in its order and types (:data:`SCHEMA`; ``source_year`` and
+  ``is_male`` REQUIRED), with the NULLs its column notes state: alcohol_use and drinks_per_week
+  before 1989, cigarette_use and cigarettes_per_day before 2003, the Apgar scores outside
+  1978-2002, state, mother_residence_state and mother_birth_state after 2004; ``lmp`` (the last
+  menstrual period, MMDDYYYY, consistent with gestation_weeks) is "99" or "9999" when unknown.
 * nulls: weight_pounds (~0.4 %), mother_age (~0.1 %), plurality (~0.05 %), gestation_weeks
-  (~0.3 % since 2001, ~5 % before); cigarette_use and alcohol_use are null before 1989 (not on
-  the birth certificate then), the Apgar scores before 1978; state is null after 2004 (the
-  public table dropped it).
+  (~0.3 % since 2001, ~5 % before).
 * impossible zeros in a few rows (0.01-0.02 % each) of weight_pounds, mother_age, plurality and
   gestation_weeks;
 * code 99 for "unknown": gestation_weeks (~0.7 %), apgar_1min/apgar_5min, father_age.
@@ -83,6 +86,41 @@ TARGETS: dict[str, tuple[float, float]] = {
     "mother_age_mean": (27.0, 28.0),
     "mother_age_range": (12, 50),
 }
+
+#: The public table's columns, in its order, with its types and modes.
+SCHEMA_SPEC: list[tuple[str, str, str]] = [
+    ("source_year", "INTEGER", "REQUIRED"),
+    ("year", "INTEGER", "NULLABLE"),
+    ("month", "INTEGER", "NULLABLE"),
+    ("day", "INTEGER", "NULLABLE"),
+    ("wday", "INTEGER", "NULLABLE"),
+    ("state", "STRING", "NULLABLE"),
+    ("is_male", "BOOLEAN", "REQUIRED"),
+    ("child_race", "INTEGER", "NULLABLE"),
+    ("weight_pounds", "FLOAT", "NULLABLE"),
+    ("plurality", "INTEGER", "NULLABLE"),
+    ("apgar_1min", "INTEGER", "NULLABLE"),
+    ("apgar_5min", "INTEGER", "NULLABLE"),
+    ("mother_residence_state", "STRING", "NULLABLE"),
+    ("mother_race", "INTEGER", "NULLABLE"),
+    ("mother_age", "INTEGER", "NULLABLE"),
+    ("gestation_weeks", "INTEGER", "NULLABLE"),
+    ("lmp", "STRING", "NULLABLE"),
+    ("mother_married", "BOOLEAN", "NULLABLE"),
+    ("mother_birth_state", "STRING", "NULLABLE"),
+    ("cigarette_use", "BOOLEAN", "NULLABLE"),
+    ("cigarettes_per_day", "INTEGER", "NULLABLE"),
+    ("alcohol_use", "BOOLEAN", "NULLABLE"),
+    ("drinks_per_week", "INTEGER", "NULLABLE"),
+    ("weight_gain_pounds", "INTEGER", "NULLABLE"),
+    ("born_alive_alive", "INTEGER", "NULLABLE"),
+    ("born_alive_dead", "INTEGER", "NULLABLE"),
+    ("born_dead", "INTEGER", "NULLABLE"),
+    ("ever_born", "INTEGER", "NULLABLE"),
+    ("father_race", "INTEGER", "NULLABLE"),
+    ("father_age", "INTEGER", "NULLABLE"),
+    ("record_weight", "INTEGER", "NULLABLE"),
+]
 
 #: About the RMSE of a perfect model on the four course features (clean rows, lb).
 NOISE_FLOOR_RMSE = 1.02
@@ -375,7 +413,24 @@ def generate(rows: int = 1_000_000, seed: int = 0) -> pd.DataFrame:
     gestation_null = share(np.where(recent, 0.003, 0.05))
     gestation[share(0.007)] = UNKNOWN
     gestation[share(0.0002)] = 0
-    habits_null = year < 1989  # tobacco and alcohol use joined the certificate in 1989
+    # the public table's own column notes: alcohol use from 1989, tobacco use from 2003, Apgar
+    # scores 1978-2002
+    smoking_null = year < 2003
+    drinking_null = year < 1989
+    apgar_null = apgar_null | (year > 2002)
+
+    # columns added after the rest (drawn last, so the columns above keep their values):
+    # the mother's birth state (home state for ~80 %, like the state of birth otherwise; not
+    # published after 2004, like state) and the last menstrual period, MMDDYYYY, consistent
+    # with gestation_weeks; "99" (nothing known) or "9999" (no year) where it is unknown.
+    mother_birth_state = np.where(
+        rng.random(n) < 0.8, state, rng.choice(_STATES, n, p=_STATE_WEIGHTS / _STATE_WEIGHTS.sum())
+    )
+    mother_birth_state[year > 2004] = None
+    lmp_days = gestation * 7 + rng.integers(0, 7, n)
+    lmp_dates = (dates - pd.to_timedelta(lmp_days, unit="D")).dt.strftime("%m%d%Y").to_numpy()
+    lmp_unknown = gestation_null | (gestation == UNKNOWN) | (gestation == 0)
+    lmp = np.where(lmp_unknown, np.where(rng.random(n) < 0.5, "99", "9999"), lmp_dates)
 
     df = pd.DataFrame(
         {
@@ -395,11 +450,13 @@ def generate(rows: int = 1_000_000, seed: int = 0) -> pd.DataFrame:
             "mother_race": _nullable_int(mother_race),
             "mother_age": _nullable_int(mother_age, age_null),
             "gestation_weeks": _nullable_int(gestation, gestation_null),
+            "lmp": pd.array(lmp, dtype="string"),
             "mother_married": _nullable_bool(married),
-            "cigarette_use": _nullable_bool(smoker, habits_null),
-            "cigarettes_per_day": _nullable_int(cigarettes_per_day, habits_null),
-            "alcohol_use": _nullable_bool(drinker, habits_null),
-            "drinks_per_week": _nullable_int(drinks_per_week, habits_null),
+            "mother_birth_state": pd.array(mother_birth_state, dtype="string"),
+            "cigarette_use": _nullable_bool(smoker, smoking_null),
+            "cigarettes_per_day": _nullable_int(cigarettes_per_day, smoking_null),
+            "alcohol_use": _nullable_bool(drinker, drinking_null),
+            "drinks_per_week": _nullable_int(drinks_per_week, drinking_null),
             "weight_gain_pounds": _nullable_int(weight_gain),
             "born_alive_alive": _nullable_int(born_alive_alive),
             "born_alive_dead": _nullable_int(born_alive_dead),
@@ -421,13 +478,26 @@ def fingerprint(df: pd.DataFrame) -> str:
 
 
 #: Bump when :func:`generate` changes what a (rows, seed) pair produces; :func:`load` reloads.
-VERSION = 2
+VERSION = 3
 
 
 def _loaded_marker():
     from prodml import config
 
     return config.run_path("datasets", "natality.json")
+
+
+def schema() -> list:
+    """:data:`SCHEMA_SPEC` as google-cloud-bigquery ``SchemaField`` objects (for load jobs)."""
+    from google.cloud.bigquery import SchemaField
+
+    return [SchemaField(name, kind, mode=mode) for name, kind, mode in SCHEMA_SPEC]
+
+
+def public_table() -> pd.DataFrame:
+    """The public table at its default size, for the local warehouse's first reference to it
+    (``prodml.datasets.PUBLIC_TABLES``)."""
+    return generate()
 
 
 def load(client=None, rows: int = 1_000_000, seed: int = 0, table: str = TABLE) -> str:
@@ -472,7 +542,7 @@ def load(client=None, rows: int = 1_000_000, seed: int = 0, table: str = TABLE) 
             pass
 
     df = generate(int(rows), int(seed))
-    job_config = bigquery.LoadJobConfig(write_disposition="WRITE_TRUNCATE")
+    job_config = bigquery.LoadJobConfig(write_disposition="WRITE_TRUNCATE", schema=schema())
     client.load_table_from_dataframe(df, table, job_config=job_config).result()
     num_rows = client.get_table(table).num_rows
     if num_rows != len(df):
