@@ -1,9 +1,38 @@
-"""The local warehouse: a DuckDB file that answers the google-cloud-bigquery client's calls."""
+"""The local warehouse: a DuckDB file that answers the google-cloud-bigquery client's calls.
+
+Many clients, one file. DuckDB lets one process at a time open a database file for writing.
+Every call of :class:`LocalClient` opens the file, runs, commits and closes it again, and a call
+that finds the file held by another process waits for it: it retries the open with jittered
+exponential backoff (2 ms doubling to 50 ms) for up to ``lock_timeout`` seconds (default 120,
+``PRODML_WAREHOUSE_LOCK_TIMEOUT``), then fails naming the file. So any number of processes (a
+notebook kernel, Airflow tasks, Beam workers, the prediction server's request log) share a run
+folder's warehouse with no error and no lost or duplicated row: each statement is one DuckDB
+transaction, and calls are serialised by the file lock.
+
+Why not one warehouse server per run folder speaking BigQuery's REST API (the route of the
+bigquery-emulator projects, which would also let ``google.cloud.bigquery.Client`` and
+``bigquery-magics`` run unchanged against it)? It is the better design at scale, and the one to
+take if the workbook ever needs the real client's full surface; here it would add a server
+process to start, discover, keep alive and stop for every run folder, REST encodings of jobs,
+load uploads and rows to keep faithful, and a network hop per call, for a workload of a few
+clients issuing small queries. Waiting for the lock is the smaller design: measured by
+``benchmarks/warehouse.py`` (queries per second with 1 and 4 client processes), it keeps every
+query succeeding and each one's cost within the open/close of the file. See
+docs/ARCHITECTURE.md, "Warehouse".
+"""
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import decimal
+import fcntl
+import json
+import os
+import random
+import re
+import sys
+import time
 import uuid
 from pathlib import Path
 
@@ -16,19 +45,71 @@ from google.cloud import bigquery
 from prodml.warehouse import loads
 from prodml.warehouse.sql import (
     BQ_TO_DUCKDB,
+    CatalogView,
     TableName,
     UnsupportedSQL,
     dataset_name,
     explain_duckdb_error,
+    position,
     quote,
     register_functions,
+    strip_ansi,
     table_name,
     translate,
 )
 
+#: The project of BigQuery's public datasets: read-only, as on BigQuery.
+PUBLIC_PROJECT = "bigquery-public-data"
+LOCK_TIMEOUT = 120.0  # seconds a call waits for another process's hold on the file
+
 
 class TableNotFound(exceptions.NotFound):
     """A table named in BigQuery terms (``project.dataset.table``) is not in the warehouse."""
+
+
+def _public_tables() -> dict:
+    from prodml.datasets import PUBLIC_TABLES
+
+    return PUBLIC_TABLES
+
+
+def public_projects() -> set[str]:
+    """Projects whose datasets are read-only: BigQuery's public project and any project of a
+    table in ``prodml.datasets.PUBLIC_TABLES``."""
+    return {PUBLIC_PROJECT} | {table_name(t, PUBLIC_PROJECT).project for t in _public_tables()}
+
+
+def access_denied(name: TableName, what: str = "Table") -> exceptions.Forbidden:
+    target = f"{name.project}:{name.dataset}" + (f".{name.table}" if name.table else "")
+    return exceptions.Forbidden(
+        f"Access Denied: {what} {target}: User does not have permission to modify {what.lower()} "
+        f"{target} (a public dataset is read-only; write a copy in your own dataset, e.g. "
+        "CREATE TABLE mydataset.t AS SELECT ...)"
+    )
+
+
+# BigQuery's type names in standard SQL (INFORMATION_SCHEMA.COLUMNS.data_type)
+_STANDARD = {
+    "INTEGER": "INT64",
+    "FLOAT": "FLOAT64",
+    "BOOLEAN": "BOOL",
+    "NUMERIC": "NUMERIC",
+    "STRING": "STRING",
+    "BYTES": "BYTES",
+    "DATE": "DATE",
+    "DATETIME": "DATETIME",
+    "TIMESTAMP": "TIMESTAMP",
+    "TIME": "TIME",
+    "JSON": "JSON",
+}
+
+
+def standard_type(field: bigquery.SchemaField) -> str:
+    if field.field_type in ("RECORD", "STRUCT"):
+        base = "STRUCT<" + ", ".join(f"{f.name} {standard_type(f)}" for f in field.fields) + ">"
+    else:
+        base = _STANDARD.get(field.field_type, field.field_type)
+    return f"ARRAY<{base}>" if field.mode == "REPEATED" else base
 
 
 def _pandas_type(dtype: pa.DataType):
@@ -126,37 +207,107 @@ def _param_value(value, type_: str):
     return value
 
 
+class ExtractJob(_Job):
+    def __init__(self, source: bigquery.TableReference, destination_uris: list[str]):
+        super().__init__("extract")
+        self.source = source
+        self.destination_uris = destination_uris
+        self.destination_uri_file_counts: list[int] = []
+
+    def result(self, *args, **kwargs) -> ExtractJob:
+        self._raise()
+        return self
+
+
+_EXTRACT_FORMATS = ("CSV", "NEWLINE_DELIMITED_JSON", "AVRO", "PARQUET")
+SHARD_ROWS = 100_000  # rows per file of a wildcard extract (BigQuery shards by ~1 GB)
+
+
 class LocalClient:
     """The parts of ``google.cloud.bigquery.Client`` the workbook uses, on a DuckDB file.
 
     Table ``project.dataset.table`` lives in DuckDB as ``"project.dataset"."table"``. Datasets of
     this client's project must be created first (``create_dataset``), as on BigQuery; datasets of
-    other projects (stand-ins for ``bigquery-public-data``) are created on first write.
+    other projects are created on first write, except the public ones, which are read-only.
+    The public tables of ``prodml.datasets.PUBLIC_TABLES`` exist: the first reference to one
+    generates it into this warehouse file. Methods of ``bigquery.Client`` not listed here raise
+    ``NotImplementedError`` naming the method.
     """
 
-    def __init__(self, path: Path, project: str, location: str | None = None):
+    def __init__(
+        self,
+        path: Path,
+        project: str,
+        location: str | None = None,
+        lock_timeout: float | None = None,
+    ):
         self.path = Path(path)
         self.project = project
         self.location = location
+        if lock_timeout is None:
+            lock_timeout = float(os.environ.get("PRODML_WAREHOUSE_LOCK_TIMEOUT", LOCK_TIMEOUT))
+        self.lock_timeout = lock_timeout
         self.path.parent.mkdir(parents=True, exist_ok=True)
 
     def __repr__(self) -> str:
         return f"LocalClient(path={str(self.path)!r}, project={self.project!r})"
 
+    def __getattr__(self, name: str):
+        # what google-cloud-bigquery's Client has and this client lacks: a clear refusal, never
+        # AttributeError (which reads like a typo in the learner's code)
+        if name.startswith("_") or not hasattr(bigquery.Client, name):
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+        message = (
+            f"Client.{name} is not implemented by the local DuckDB warehouse "
+            "(prodml.warehouse.LocalClient); set warehouse='bigquery' to use it on BigQuery"
+        )
+        if callable(getattr(bigquery.Client, name)):
+
+            def refuse(*args, **kwargs):
+                raise NotImplementedError(message)
+
+            refuse.__name__ = name
+            return refuse
+        raise NotImplementedError(message)
+
     # -- connection ---------------------------------------------------------------------------
 
     def _connect(self) -> duckdb.DuckDBPyConnection:
-        try:
-            con = duckdb.connect(str(self.path))
-        except duckdb.IOException as err:
-            raise RuntimeError(
-                f"cannot open the local warehouse {self.path}: {err} (another process holds it?)"
-            ) from None
+        """Open the file, waiting (bounded) while another process holds it; see the module."""
+        deadline = time.monotonic() + self.lock_timeout
+        delay = 0.002
+        while True:
+            try:
+                con = duckdb.connect(str(self.path))
+                break
+            except duckdb.IOException as err:
+                text = strip_ansi(str(err))
+                if "lock" not in text.lower():
+                    raise RuntimeError(
+                        f"cannot open the local warehouse {self.path}: {text}"
+                    ) from None
+                if time.monotonic() >= deadline:
+                    raise RuntimeError(
+                        f"the local warehouse {self.path} stayed in use by another process for "
+                        f"{self.lock_timeout:.0f} s (PRODML_WAREHOUSE_LOCK_TIMEOUT): {text}"
+                    ) from None
+                time.sleep(delay * (0.5 + random.random()))
+                delay = min(delay * 2, 0.05)
         con.execute("SET TimeZone = 'UTC'").fetchall()
         register_functions(con)
         return con
 
+    @contextlib.contextmanager
+    def _connection(self):
+        con = self._connect()
+        try:
+            yield con
+        finally:
+            con.close()
+
     def _ensure_dataset(self, con, name: TableName) -> None:
+        if name.project in public_projects():
+            raise access_denied(name)
         exists = con.execute(
             "SELECT count(*) FROM information_schema.schemata WHERE schema_name = ?",
             [name.schema],
@@ -165,19 +316,63 @@ class LocalClient:
             return
         if name.project == self.project:
             raise exceptions.NotFound(
-                f"Not found: Dataset {name.project}:{name.dataset} was not found in the local "
-                f"warehouse; create it first with client.create_dataset({name.dataset!r}, "
-                "exists_ok=True)"
+                f"Not found: Dataset {name.project}:{name.dataset} (create it first with "
+                f"client.create_dataset({name.dataset!r}, exists_ok=True) or CREATE SCHEMA "
+                f"{name.dataset})"
             )
         con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote(name.schema)}").fetchall()
 
+    def _not_found(self, name: TableName) -> TableNotFound:
+        return TableNotFound(
+            f"Not found: Table {name.project}:{name.dataset}.{name.table} was not found in "
+            f"location {self.location or 'US'} (the local warehouse {self.path}; load it first, "
+            "e.g. with client.load_table_from_dataframe)"
+        )
+
     def _check_exists(self, con, name: TableName) -> None:
         if not loads.table_exists(con, name):
-            raise TableNotFound(
-                f"Not found: Table {name.project}:{name.dataset}.{name.table} was not found in "
-                f"the local warehouse {self.path} (load it first, e.g. with "
-                "client.load_table_from_dataframe)"
-            )
+            raise self._not_found(name)
+
+    # -- public tables ------------------------------------------------------------------------
+
+    def _ensure_public(self, names) -> None:
+        """Generate the public tables among ``names`` that this warehouse does not hold yet."""
+        registry = _public_tables()
+        wanted = [n for n in names if str(n) in registry]
+        if not wanted:
+            return
+        with self._connection() as con:
+            missing = [n for n in wanted if not loads.table_exists(con, n)]
+        if not missing:
+            return
+        # one process generates; the others wait on the lock and then find the table
+        lock_path = self.path.with_name(self.path.name + ".public.lock")
+        with open(lock_path, "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                for name in missing:
+                    with self._connection() as con:
+                        if loads.table_exists(con, name):
+                            continue
+                    print(
+                        f"prodml: generating the public table {name} (synthetic, deterministic) "
+                        "into this run folder's warehouse, once",
+                        file=sys.stderr,
+                        flush=True,
+                    )
+                    self._load_public(registry[str(name)](), name)
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+    def _load_public(self, data, name: TableName) -> None:
+        table = (
+            data if isinstance(data, pa.Table) else pa.Table.from_pandas(data, preserve_index=False)
+        )
+        schema = [loads.schema_field(f.name, f.type, f.nullable) for f in table.schema]
+        config = bigquery.LoadJobConfig(write_disposition="WRITE_TRUNCATE", schema=schema)
+        where = pa.array([f"row {i}" for i in range(table.num_rows)], pa.string())
+        staged = loads.Staged(table.append_column(loads.LOCATION, where), schema=schema)
+        self._load(staged, name, config).result()
 
     # -- queries ------------------------------------------------------------------------------
 
@@ -192,14 +387,30 @@ class LocalClient:
         statements = translate(query, self.project)
         named = {p.name: p for p in config.query_parameters if p.name}
         positional = [p for p in config.query_parameters if not p.name]
-        con = self._connect()
-        try:
+        public = public_projects()
+        for st in statements:
+            for name in st.writes:
+                if name.project in public:
+                    raise access_denied(name, "Dataset" if st.schema_ddl else "Table")
+        self._ensure_public(
+            [n for st in statements for n in st.reads]
+            + [
+                TableName(v.project, v.dataset, t)
+                for st in statements
+                for v in st.catalog
+                if v.dataset
+                for t in self._public_names(v)
+            ]
+        )
+        with self._connection() as con:
             table, affected = pa.table({}), None
             for st in statements:
                 for name in st.reads:
                     self._check_exists(con, name)
                 for name in st.creates:
                     self._ensure_dataset(con, name)
+                for view in st.catalog:
+                    con.register(view.name, self._catalog_view(con, view))
                 params = self._parameters(st, named, positional)
                 try:
                     if st.is_query:
@@ -211,12 +422,96 @@ class LocalClient:
                         affected = rows[0][0] if rows and isinstance(rows[0][0], int) else None
                 except duckdb.Error as err:
                     raise self._query_error(err, st) from None
+                finally:
+                    for view in st.catalog:
+                        con.unregister(view.name)
             destination = None
             if config.destination is not None:
                 destination = self._write_result(con, table, config)
             return QueryJob(query, RowIterator(table), affected, destination)
-        finally:
-            con.close()
+
+    @staticmethod
+    def _public_names(view: CatalogView) -> list[str]:
+        prefix = f"{view.project}.{view.dataset}."
+        return [t[len(prefix) :] for t in _public_tables() if t.startswith(prefix)]
+
+    def _catalog_view(self, con, view: CatalogView) -> pa.Table:
+        """INFORMATION_SCHEMA.<view> from DuckDB's catalogue, with BigQuery's columns."""
+        if view.view == "SCHEMATA":
+            prefix = f"{view.project}."
+            names = sorted(
+                r[0][len(prefix) :]
+                for r in con.execute(
+                    "SELECT schema_name FROM information_schema.schemata "
+                    "WHERE starts_with(schema_name, ?)",
+                    [prefix],
+                ).fetchall()
+            )
+            return pa.table(
+                {
+                    "catalog_name": pa.array([view.project] * len(names), pa.string()),
+                    "schema_name": pa.array(names, pa.string()),
+                    "location": pa.array([self.location or "US"] * len(names), pa.string()),
+                }
+            )
+        schema = f"{view.project}.{view.dataset}"
+        tables = con.execute(
+            "SELECT table_name, table_type FROM information_schema.tables "
+            "WHERE table_schema = ? ORDER BY table_name",
+            [schema],
+        ).fetchall()
+        if view.view == "TABLES":
+            n = len(tables)
+            return pa.table(
+                {
+                    "table_catalog": pa.array([view.project] * n, pa.string()),
+                    "table_schema": pa.array([view.dataset] * n, pa.string()),
+                    "table_name": pa.array([t for t, _ in tables], pa.string()),
+                    "table_type": pa.array(
+                        ["VIEW" if k == "VIEW" else "BASE TABLE" for _, k in tables], pa.string()
+                    ),
+                    "is_insertable_into": pa.array(
+                        ["NO" if k == "VIEW" else "YES" for _, k in tables], pa.string()
+                    ),
+                    "is_typed": pa.array(["NO"] * n, pa.string()),
+                }
+            )
+        columns: dict[str, list] = {
+            k: []
+            for k in (
+                "table_catalog",
+                "table_schema",
+                "table_name",
+                "column_name",
+                "ordinal_position",
+                "is_nullable",
+                "data_type",
+                "is_hidden",
+                "is_partitioning_column",
+            )
+        }
+        for table, _ in tables:
+            for i, field in enumerate(
+                self._schema(con, TableName(view.project, view.dataset, table))
+            ):
+                for key, value in (
+                    ("table_catalog", view.project),
+                    ("table_schema", view.dataset),
+                    ("table_name", table),
+                    ("column_name", field.name),
+                    ("ordinal_position", i + 1),
+                    ("is_nullable", "NO" if field.mode == "REQUIRED" else "YES"),
+                    ("data_type", standard_type(field)),
+                    ("is_hidden", "NO"),
+                    ("is_partitioning_column", "NO"),
+                ):
+                    columns[key].append(value)
+        return pa.table(
+            {
+                k: pa.array(v, pa.int64() if k == "ordinal_position" else pa.string())
+                for k, v in columns.items()
+            }
+        )
 
     def _parameters(self, st, named, positional):
         missing = [p for p in st.parameters if p not in named]
@@ -245,14 +540,48 @@ class LocalClient:
         raise UnsupportedSQL(f"query parameter {type(p).__name__} is not supported locally")
 
     def _query_error(self, err: duckdb.Error, st) -> Exception:
+        """A DuckDB error in BigQuery's words (BigQuery's message where one maps)."""
         unsupported = explain_duckdb_error(err)
         if unsupported is not None:
             return unsupported
-        message = str(err).splitlines()[0]
-        return exceptions.BadRequest(
-            f"the local warehouse could not run the query: {message}\n"
-            f"BigQuery SQL: {st.bigquery.strip()}\nas DuckDB SQL: {st.duckdb}"
+        text = strip_ansi(str(err))
+        first = text.splitlines()[0] if text else type(err).__name__
+        detail = re.sub(r"^[A-Za-z ]*Error: ", "", first)
+        column = re.search(r'Referenced column "?([^"\s]+)"? not found', detail) or re.search(
+            r'does not have a column named "?([^"\s]+)"?', detail
         )
+        if column:
+            name = column.group(1)
+            return exceptions.BadRequest(f"Unrecognized name: {name}{self._at(st.bigquery, name)}")
+        if re.search(r"with name .* already exists", detail):
+            target = next(iter(st.writes), None)
+            what = f" {target.project}:{target.dataset}.{target.table}" if target else ""
+            return exceptions.Conflict(f"Already Exists: Table{what}")
+        missing = re.search(r"Schema with name \"?([^\"\s!]+)\"? does not exist", detail)
+        if missing:
+            project, _, dataset = missing.group(1).partition(".")
+            return exceptions.NotFound(f"Not found: Dataset {project}:{dataset}")
+        missing = re.search(r"Table with name \"?([^\"\s!]+)\"? does not exist", detail)
+        if missing:
+            target = next(iter(st.writes), None)
+            if target is not None:
+                return self._not_found(target)
+            return exceptions.NotFound(f"Not found: Table {missing.group(1)}")
+        bad = re.search(r"Could not convert string '(.*)' to (\w+)", detail)
+        if bad:
+            kind = {"INT64": "int64", "INT32": "int64", "DOUBLE": "double", "BOOL": "bool"}.get(
+                bad.group(2).upper(), bad.group(2).lower()
+            )
+            return exceptions.BadRequest(f"Bad {kind} value: {bad.group(1)}")
+        return exceptions.BadRequest(
+            f"{detail.rstrip('!')} (the query, as the local warehouse ran it: {st.duckdb})"
+        )
+
+    @staticmethod
+    def _at(sql: str, name: str) -> str:
+        """`` at [line:column]`` of the first use of the identifier ``name`` in ``sql``."""
+        match = re.search(rf"(?<![\w.]){re.escape(name)}(?!\w)", sql, flags=re.IGNORECASE)
+        return f" at {position(sql, match.start())}" if match else ""
 
     def _write_result(self, con, table: pa.Table, config) -> bigquery.TableReference:
         target = table_name(config.destination, self.project)
@@ -295,11 +624,10 @@ class LocalClient:
                 )
         paths = loads.local_paths(source_uris)
         target = table_name(destination, self.project)
-        con = self._connect()
-        try:
+        with self._connection() as con:
             explicit = config.schema or None
             if explicit is None and not config.autodetect and loads.table_exists(con, target):
-                explicit = self.get_table(target).schema
+                explicit = self._schema(con, target)
             fmt = (config.source_format or "CSV").upper()
             if (
                 explicit is None
@@ -311,16 +639,17 @@ class LocalClient:
                     "or autodetect=True"
                 )
             staged = loads.read_uris(paths, config, explicit, con)
-        finally:
-            con.close()
         return self._load(staged, target, config)
 
     def _load(self, staged: loads.Staged, destination, config) -> LoadJob:
         target = table_name(destination, self.project)
         job = LoadJob(bigquery.TableReference.from_string(str(target)))
-        con = self._connect()
-        try:
-            self._ensure_dataset(con, target)
+        with self._connection() as con:
+            if target.project in public_projects():
+                # load jobs fill the stand-ins of public tables (prodml.datasets); SQL may not
+                con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote(target.schema)}").fetchall()
+            else:
+                self._ensure_dataset(con, target)
             prepared = loads.prepare(con, staged)
             allowed = config.max_bad_records or 0
             job.errors = prepared.errors[: loads.MAX_REPORTED] or None
@@ -348,36 +677,104 @@ class LocalClient:
             except Exception as err:
                 con.execute("ROLLBACK").fetchall()
                 if isinstance(err, duckdb.Error):
-                    err = exceptions.BadRequest(f"loading {target} failed: {err}")
+                    err = exceptions.BadRequest(f"loading {target} failed: {strip_ansi(str(err))}")
                 job.error_result = {"reason": "invalid", "message": str(err)}
                 job._exception = err
                 return job
             job.output_rows = prepared.rows
             return job
-        finally:
-            con.close()
+
+    # -- extracts -----------------------------------------------------------------------------
+
+    def extract_table(
+        self,
+        source,
+        destination_uris,
+        job_id=None,
+        job_id_prefix=None,
+        location=None,
+        project=None,
+        job_config: bigquery.ExtractJobConfig | None = None,
+        **kwargs,
+    ) -> ExtractJob:
+        """Write a table to files, as BigQuery's extract job does to Cloud Storage.
+
+        Destinations are ``prodml.storage`` locations (a local folder, or ``gs://`` when storage
+        is configured so), local paths or ``file://`` URLs. A ``*`` in a URI shards the table
+        over files numbered ``000000000000``, ``000000000001``... (:data:`SHARD_ROWS` rows each,
+        at least one file). Formats: CSV (``print_header``, ``field_delimiter``),
+        NEWLINE_DELIMITED_JSON, AVRO, PARQUET.
+        """
+        config = job_config or bigquery.ExtractJobConfig()
+        fmt = (config.destination_format or "CSV").upper()
+        if fmt not in _EXTRACT_FORMATS:
+            raise ValueError(
+                f"destination_format {fmt!r} is not supported: use one of {_EXTRACT_FORMATS}"
+            )
+        if config.compression not in (None, "NONE"):
+            raise NotImplementedError(
+                f"ExtractJobConfig(compression={config.compression!r}) is not implemented by "
+                "the local DuckDB warehouse"
+            )
+        uris = (
+            [destination_uris]
+            if isinstance(destination_uris, str | os.PathLike)
+            else list(destination_uris)
+        )
+        uris = [str(u) for u in uris]
+        name = table_name(source, self.project)
+        self._ensure_public([name])
+        with self._connection() as con:
+            self._check_exists(con, name)
+            data = con.sql(f"SELECT * FROM {name.duckdb}").to_arrow_table()
+            fields = self._schema(con, name)
+        job = ExtractJob(bigquery.TableReference.from_string(str(name)), uris)
+        from prodml import storage
+
+        for uri in uris:
+            if "*" in uri and uri.count("*") != 1:
+                raise ValueError(f"destination URI {uri!r} may hold one '*' wildcard at most")
+            if uri.startswith("gs://") and not storage.root().startswith("gs://"):
+                raise ValueError(
+                    f"the local warehouse cannot write {uri}: storage is the local folder "
+                    f"{storage.root()}. Extract to prodml.storage.path(...) instead, or configure "
+                    "gs:// storage"
+                )
+            if "*" in uri:
+                count = max(1, -(-data.num_rows // SHARD_ROWS))
+                parts = [
+                    (uri.replace("*", f"{i:012d}"), data.slice(i * SHARD_ROWS, SHARD_ROWS))
+                    for i in range(count)
+                ]
+            else:
+                parts = [(uri, data)]
+            for path, part in parts:
+                _write_extract(path, part, fields, fmt, config)
+            job.destination_uri_file_counts.append(len(parts))
+        return job
 
     # -- tables and datasets ------------------------------------------------------------------
 
-    def get_table(self, table) -> bigquery.Table:
-        name = table_name(table, self.project)
-        con = self._connect()
-        try:
-            self._check_exists(con, name)
-            arrow = con.sql(f"SELECT * FROM {name.duckdb} LIMIT 0").to_arrow_table()
-            nullable = dict(
-                con.execute(
-                    "SELECT column_name, is_nullable FROM duckdb_columns() "
-                    "WHERE schema_name = ? AND table_name = ?",
-                    [name.schema, name.table],
-                ).fetchall()
-            )
-            rows = con.execute(f"SELECT count(*) FROM {name.duckdb}").fetchall()[0][0]
-        finally:
-            con.close()
-        fields = [
+    def _schema(self, con, name: TableName) -> list[bigquery.SchemaField]:
+        arrow = con.sql(f"SELECT * FROM {name.duckdb} LIMIT 0").to_arrow_table()
+        nullable = dict(
+            con.execute(
+                "SELECT column_name, is_nullable FROM duckdb_columns() "
+                "WHERE schema_name = ? AND table_name = ?",
+                [name.schema, name.table],
+            ).fetchall()
+        )
+        return [
             loads.schema_field(f.name, f.type, nullable.get(f.name, True)) for f in arrow.schema
         ]
+
+    def get_table(self, table) -> bigquery.Table:
+        name = table_name(table, self.project)
+        self._ensure_public([name])
+        with self._connection() as con:
+            self._check_exists(con, name)
+            fields = self._schema(con, name)
+            rows = con.execute(f"SELECT count(*) FROM {name.duckdb}").fetchall()[0][0]
         resource = {
             "tableReference": {
                 "projectId": name.project,
@@ -392,43 +789,67 @@ class LocalClient:
         }
         return bigquery.Table.from_api_repr(resource)
 
-    def list_rows(self, table, max_results: int | None = None, **kwargs) -> RowIterator:
+    def list_rows(
+        self,
+        table,
+        selected_fields=None,
+        max_results: int | None = None,
+        page_token=None,
+        start_index: int | None = None,
+        page_size=None,
+        **kwargs,
+    ) -> RowIterator:
         name = table_name(table, self.project)
-        con = self._connect()
-        try:
+        self._ensure_public([name])
+        columns = "*"
+        if selected_fields:
+            columns = ", ".join(quote(f.name) for f in selected_fields)
+        limit = f" LIMIT {int(max_results)}" if max_results is not None else ""
+        offset = f" OFFSET {int(start_index)}" if start_index else ""
+        with self._connection() as con:
             self._check_exists(con, name)
-            limit = f" LIMIT {int(max_results)}" if max_results is not None else ""
-            data = con.sql(f"SELECT * FROM {name.duckdb}{limit}").to_arrow_table()
+            data = con.sql(f"SELECT {columns} FROM {name.duckdb}{limit}{offset}").to_arrow_table()
             total = con.execute(f"SELECT count(*) FROM {name.duckdb}").fetchall()[0][0]
-        finally:
-            con.close()
         return RowIterator(data, total_rows=total)
 
     def delete_table(self, table, not_found_ok: bool = False, **kwargs) -> None:
         name = table_name(table, self.project)
-        con = self._connect()
-        try:
+        if name.project in public_projects():
+            raise access_denied(name)
+        with self._connection() as con:
             if not loads.table_exists(con, name):
                 if not_found_ok:
                     return
                 self._check_exists(con, name)
             con.execute(f"DROP TABLE {name.duckdb}").fetchall()
-        finally:
-            con.close()
 
-    def create_dataset(self, dataset, exists_ok: bool = False, **kwargs) -> bigquery.Dataset:
+    def create_dataset(
+        self, dataset, exists_ok: bool = False, retry=None, timeout=None, **kwargs
+    ) -> bigquery.Dataset:
         project, dataset_id = dataset_name(dataset, self.project)
+        if project in public_projects():
+            raise access_denied(TableName(project, dataset_id, ""), "Dataset")
         schema = f"{project}.{dataset_id}"
-        con = self._connect()
-        try:
+        with self._connection() as con:
             exists = con.execute(
                 "SELECT count(*) FROM information_schema.schemata WHERE schema_name = ?", [schema]
             ).fetchall()[0][0]
             if exists and not exists_ok:
                 raise exceptions.Conflict(f"Already Exists: Dataset {project}:{dataset_id}")
             con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote(schema)}").fetchall()
-        finally:
-            con.close()
+        result = bigquery.Dataset(f"{project}.{dataset_id}")
+        result.location = self.location
+        return result
+
+    def get_dataset(self, dataset, **kwargs) -> bigquery.Dataset:
+        project, dataset_id = dataset_name(dataset, self.project)
+        with self._connection() as con:
+            exists = con.execute(
+                "SELECT count(*) FROM information_schema.schemata WHERE schema_name = ?",
+                [f"{project}.{dataset_id}"],
+            ).fetchall()[0][0]
+        if not exists:
+            raise exceptions.NotFound(f"Not found: Dataset {project}:{dataset_id}")
         result = bigquery.Dataset(f"{project}.{dataset_id}")
         result.location = self.location
         return result
@@ -437,8 +858,9 @@ class LocalClient:
         self, dataset, delete_contents: bool = False, not_found_ok: bool = False, **kwargs
     ):
         project, dataset_id = dataset_name(dataset, self.project)
-        con = self._connect()
-        try:
+        if project in public_projects():
+            raise access_denied(TableName(project, dataset_id, ""), "Dataset")
+        with self._connection() as con:
             schema = quote(f"{project}.{dataset_id}")
             try:
                 con.execute(
@@ -453,23 +875,108 @@ class LocalClient:
                     f"Dataset {project}:{dataset_id} is still in use (not empty): pass "
                     "delete_contents=True"
                 ) from None
-        finally:
-            con.close()
 
     def list_tables(self, dataset, **kwargs) -> list[bigquery.TableReference]:
         project, dataset_id = dataset_name(dataset, self.project)
-        con = self._connect()
-        try:
+        with self._connection() as con:
             names = con.execute(
                 "SELECT table_name FROM information_schema.tables WHERE table_schema = ? "
                 "ORDER BY table_name",
                 [f"{project}.{dataset_id}"],
             ).fetchall()
-        finally:
-            con.close()
         return [
             bigquery.TableReference.from_string(f"{project}.{dataset_id}.{n}") for (n,) in names
         ]
 
     def close(self) -> None:
         """Nothing to release: every call opens and closes its own DuckDB connection."""
+
+
+def _write_extract(uri: str, data: pa.Table, fields, fmt: str, config) -> None:
+    """One extract file, written through fsspec (a local folder or gs://)."""
+    from prodml import storage
+
+    path = uri.removeprefix("file://")
+    fs = storage.filesystem(path)
+    parent = path.rsplit("/", 1)[0] if "/" in path else "."
+    fs.makedirs(parent, exist_ok=True)
+    with fs.open(path, "wb") as out:
+        if fmt == "PARQUET":
+            import pyarrow.parquet as pq
+
+            pq.write_table(data, out)
+        elif fmt == "CSV":
+            import pyarrow.csv as pacsv
+
+            if any(pa.types.is_nested(t) for t in data.schema.types):
+                raise exceptions.BadRequest(
+                    "Operation cannot be performed on a nested schema: extract to "
+                    "NEWLINE_DELIMITED_JSON, AVRO or PARQUET"
+                )
+            header = True if config.print_header is None else bool(config.print_header)
+            pacsv.write_csv(
+                data,
+                out,
+                pacsv.WriteOptions(include_header=header, delimiter=config.field_delimiter or ","),
+            )
+        elif fmt == "NEWLINE_DELIMITED_JSON":
+            for row in data.to_pylist():
+                record = {k: v for k, v in row.items() if v is not None}  # as BigQuery: no nulls
+                out.write((json.dumps(record, default=_json_value) + "\n").encode())
+        else:
+            import fastavro
+
+            fastavro.writer(out, _avro_schema(fields), data.to_pylist())
+
+
+def _json_value(value):
+    if isinstance(value, datetime.datetime | datetime.date | datetime.time):
+        return value.isoformat()
+    if isinstance(value, decimal.Decimal):
+        return str(value)
+    if isinstance(value, bytes):
+        import base64
+
+        return base64.b64encode(value).decode()
+    raise TypeError(f"cannot write {type(value).__name__} as JSON")
+
+
+_AVRO = {
+    "INTEGER": "long",
+    "FLOAT": "double",
+    "BOOLEAN": "boolean",
+    "STRING": "string",
+    "BYTES": "bytes",
+    "DATE": {"type": "int", "logicalType": "date"},
+    "TIMESTAMP": {"type": "long", "logicalType": "timestamp-micros"},
+    "DATETIME": "string",
+    "TIME": {"type": "long", "logicalType": "time-micros"},
+    "NUMERIC": "string",
+    "JSON": "string",
+}
+
+
+def _avro_type(field: bigquery.SchemaField, path: str):
+    if field.field_type in ("RECORD", "STRUCT"):
+        kind = {
+            "type": "record",
+            "name": path.replace(".", "_"),
+            "fields": [
+                {"name": f.name, "type": _avro_type(f, f"{path}.{f.name}")} for f in field.fields
+            ],
+        }
+    elif field.field_type in _AVRO:
+        kind = _AVRO[field.field_type]
+    else:
+        raise ValueError(f"column {field.name}: type {field.field_type} cannot be written to Avro")
+    if field.mode == "REPEATED":
+        return {"type": "array", "items": kind}
+    return kind if field.mode == "REQUIRED" else ["null", kind]
+
+
+def _avro_schema(fields) -> dict:
+    return {
+        "type": "record",
+        "name": "Root",
+        "fields": [{"name": f.name, "type": _avro_type(f, f"Root.{f.name}")} for f in fields],
+    }

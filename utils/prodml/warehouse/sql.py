@@ -9,8 +9,15 @@ sqlglot does the dialect translation; this module adds what it cannot know:
   arrays), ``CAST(float AS STRING)`` without a trailing ``.0`` for whole numbers,
   ``CAST(float AS INT64)`` rounding halves away from zero, ``APPROX_QUANTILES`` returning input
   values (``quantile_disc``), typed query parameters;
-* clear errors (:class:`UnsupportedSQL`) for constructs DuckDB cannot run (BigQuery ML, functions
-  with no DuckDB equivalent, wildcard tables).
+* BigQuery DDL: column lists with BigQuery types, ``CREATE TABLE ... LIKE / COPY``, ``CREATE
+  SCHEMA``; ``PARTITION BY``, ``CLUSTER BY`` and ``OPTIONS(...)`` are accepted and dropped (on
+  BigQuery they change storage and cost, never an answer);
+* ``INFORMATION_SCHEMA.COLUMNS / TABLES / SCHEMATA`` (answered from the catalogue by the client);
+  ``publicdata.`` as BigQuery's alias of ``bigquery-public-data.``;
+* clear errors (:class:`UnsupportedSQL`): every BigQuery ML statement and function with one
+  message; DuckDB-only statements and table functions (``COPY``, ``ATTACH``, ``PRAGMA``,
+  ``read_csv()``...), refused as "not BigQuery SQL" so that SQL which runs here runs on
+  BigQuery; functions with no equivalent, wildcard tables.
 """
 
 from __future__ import annotations
@@ -24,12 +31,14 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import sqlglot
+from google.api_core import exceptions
 from sqlglot import exp
 from sqlglot.errors import ErrorLevel, ParseError, UnsupportedError
 
 
-class UnsupportedSQL(ValueError):
-    """BigQuery SQL the local DuckDB warehouse cannot run; the message names the construct."""
+class UnsupportedSQL(exceptions.BadRequest, ValueError):
+    """SQL the local warehouse refuses (400, as BigQuery's invalidQuery); the message names the
+    construct. Also a ValueError, as it was before it was a BadRequest."""
 
 
 # BigQuery type names (query parameters and SchemaField.field_type) -> DuckDB types.
@@ -144,7 +153,7 @@ def table_name(table: object, project: str) -> TableName:
     """Parse a table id (``project.dataset.table``, ``dataset.table``, a bigquery ``Table`` or
     ``TableReference``) into a :class:`TableName`."""
     if all(hasattr(table, a) for a in ("project", "dataset_id", "table_id")):
-        return TableName(table.project, table.dataset_id, table.table_id)
+        return TableName(canonical_project(table.project), table.dataset_id, table.table_id)
     text = str(table).strip().strip("`")
     text = text.replace(":", ".", 1) if text.count(":") == 1 else text
     parts = text.split(".")
@@ -152,23 +161,23 @@ def table_name(table: object, project: str) -> TableName:
         parts = [project, *parts]
     if len(parts) != 3 or not all(parts):
         raise ValueError(f"table id {table!r} must be 'project.dataset.table' or 'dataset.table'")
-    return TableName(*parts)
+    return TableName(canonical_project(parts[0]), parts[1], parts[2])
 
 
 def dataset_name(dataset: object, project: str) -> tuple[str, str]:
     """``(project, dataset)`` from ``'dataset'``, ``'project.dataset'`` or a bigquery Dataset."""
     if hasattr(dataset, "dataset_id") and hasattr(dataset, "project"):
-        return dataset.project, dataset.dataset_id
+        return canonical_project(dataset.project), dataset.dataset_id
     parts = str(dataset).strip("`").replace(":", ".").split(".")
     if len(parts) == 1:
         parts = [project, *parts]
     if len(parts) != 2 or not all(parts):
         raise ValueError(f"dataset id {dataset!r} must be 'dataset' or 'project.dataset'")
-    return parts[0], parts[1]
+    return canonical_project(parts[0]), parts[1]
 
 
 # ---------------------------------------------------------------------------------------------
-# Translation
+# Statements
 # ---------------------------------------------------------------------------------------------
 
 
@@ -183,6 +192,9 @@ class Statement:
     creates: list[TableName] = field(default_factory=list)
     parameters: list[str] = field(default_factory=list)  # named parameters used, in order
     positional: int = 0  # count of ? parameters
+    writes: list[TableName] = field(default_factory=list)  # DML/DDL targets (datasets: table "")
+    catalog: list[CatalogView] = field(default_factory=list)  # INFORMATION_SCHEMA views used
+    schema_ddl: bool = False  # CREATE/DROP SCHEMA
 
 
 _STRING_TYPES = {exp.DataType.Type.TEXT, exp.DataType.Type.VARCHAR}
@@ -246,60 +258,263 @@ def _approx_quantiles(node: exp.ApproxQuantiles) -> exp.Expression:
     return exp.Anonymous(this="quantile_disc", expressions=[node.this.copy(), fractions])
 
 
+# ---------------------------------------------------------------------------------------------
+# What is refused before parsing (by tokens: some of it is not even parseable as BigQuery SQL)
+# ---------------------------------------------------------------------------------------------
+
+BIGQUERY_ML = (
+    "{construct} is BigQuery ML, which the local warehouse does not run. Train, evaluate and "
+    "predict with the model in Python instead (Keras, as the babyweight notebooks do), or set "
+    "warehouse='bigquery' to run BigQuery ML on BigQuery itself"
+)
+NOT_BIGQUERY = (
+    "{construct} is not BigQuery SQL (it is DuckDB's): the local warehouse runs only SQL that "
+    "also runs on BigQuery{hint}"
+)
+# statements DuckDB has and BigQuery does not (BigQuery's own EXPORT DATA / LOAD DATA are
+# refused separately, as not available locally)
+_DUCKDB_STATEMENTS = {
+    "ATTACH": "",
+    "DETACH": "",
+    "INSTALL": "",
+    "LOAD": "",
+    "COPY": "; write query results to files with client.extract_table(...)",
+    "PRAGMA": "",
+    "SET": "",
+    "RESET": "",
+    "CHECKPOINT": "",
+    "FORCE": "",
+    "VACUUM": "",
+    "USE": "",
+    "SUMMARIZE": "",
+    "DESCRIBE": "; see a table's columns in dataset.INFORMATION_SCHEMA.COLUMNS",
+    "SHOW": "; list tables in dataset.INFORMATION_SCHEMA.TABLES",
+    "CALL": "",
+    "PIVOT": "",
+}
+# DuckDB table functions (duckdb_functions() of type 'table') that BigQuery lacks, and scalar
+# functions that reach outside the database; UNNEST, RANGE and REPEAT are BigQuery's too.
+_SHARED_NAMES = {"unnest", "range", "repeat"}
+_OUTSIDE_SCALARS = {"getenv", "current_setting", "read_text", "read_blob"}
+_duckdb_table_functions: set[str] | None = None
+
+
+def _duckdb_only_function(name: str) -> bool:
+    global _duckdb_table_functions
+    if _duckdb_table_functions is None:
+        rows = duckdb.connect().execute(
+            "SELECT DISTINCT lower(function_name) FROM duckdb_functions() "
+            "WHERE function_type IN ('table', 'table_macro')"
+        )
+        _duckdb_table_functions = {r[0] for r in rows.fetchall()} - _SHARED_NAMES
+    name = name.lower()
+    return name in _duckdb_table_functions or name in _OUTSIDE_SCALARS
+
+
+def position(sql: str, offset: int) -> str:
+    """BigQuery's ``[line:column]`` (1-based) of a character offset in ``sql``."""
+    line = sql.count("\n", 0, offset) + 1
+    column = offset - (sql.rfind("\n", 0, offset) + 1) + 1
+    return f"[{line}:{column}]"
+
+
+def _tokens(sql: str):
+    from sqlglot.dialects.bigquery import BigQuery
+
+    try:
+        return BigQuery().tokenize(sql)
+    except sqlglot.errors.TokenError:
+        return []  # the parser reports it
+
+
+def _refuse_by_tokens(sql: str) -> None:
+    from sqlglot.tokens import TokenType
+
+    tokens = _tokens(sql)
+    first = 0  # index of the current statement's first token
+    for i, tok in enumerate(tokens):
+        if tok.token_type == TokenType.SEMICOLON:
+            first = i + 1
+            continue
+        text = tok.text.upper()
+        after = tokens[i + 1].text.upper() if i + 1 < len(tokens) else ""
+        if i == first and tok.token_type not in (TokenType.IDENTIFIER, TokenType.STRING):
+            if text in ("EXPORT", "IMPORT") and after == "DATABASE":
+                raise UnsupportedSQL(NOT_BIGQUERY.format(construct=f"{text} DATABASE", hint=""))
+            if text in ("EXPORT", "LOAD") and after == "DATA":
+                raise UnsupportedSQL(
+                    f"{text} DATA is BigQuery SQL the local warehouse does not run: use "
+                    + (
+                        "client.extract_table(...)"
+                        if text == "EXPORT"
+                        else "client.load_table_from_uri(...)"
+                    )
+                )
+            if text in _DUCKDB_STATEMENTS:
+                raise UnsupportedSQL(
+                    NOT_BIGQUERY.format(construct=text, hint=_DUCKDB_STATEMENTS[text])
+                )
+        if text == "MODEL" and i > first:
+            verb = tokens[first].text.upper()
+            if verb in ("CREATE", "DROP", "ALTER", "EXPORT"):
+                raise UnsupportedSQL(BIGQUERY_ML.format(construct=f"{verb} MODEL"))
+        if (
+            text == "ML"
+            and after == "."
+            and i + 3 < len(tokens)
+            and tokens[i + 3].token_type == TokenType.L_PAREN
+        ):
+            raise UnsupportedSQL(BIGQUERY_ML.format(construct=f"ML.{tokens[i + 2].text.upper()}"))
+        if (
+            after == "("
+            and tok.token_type not in (TokenType.IDENTIFIER, TokenType.STRING)
+            and (i == 0 or tokens[i - 1].token_type != TokenType.DOT)
+            and _duckdb_only_function(tok.text)
+        ):
+            raise UnsupportedSQL(
+                NOT_BIGQUERY.format(
+                    construct=f"{tok.text.lower()}()",
+                    hint="; load files with client.load_table_from_uri(...)",
+                )
+            )
+
+
 def _reject(tree: exp.Expression, sql: str) -> None:
-    """Raise UnsupportedSQL for constructs the local warehouse cannot run."""
+    """Raise UnsupportedSQL for parsed constructs the local warehouse cannot run."""
     if isinstance(tree, exp.Command):
         raise UnsupportedSQL(
             f"the statement {str(tree.this).upper()} ... is not supported by the local "
-            f"DuckDB warehouse: {sql.strip()[:80]!r}"
-        )
-    if isinstance(tree, exp.Create) and str(tree.args.get("kind", "")).upper() == "MODEL":
-        raise UnsupportedSQL(
-            "CREATE MODEL (BigQuery ML) is not available in the local DuckDB warehouse; "
-            "train the model in Python (Keras) or set warehouse='bigquery'"
+            f"warehouse: {sql.strip()[:80]!r}"
         )
     for node in tree.walk():
         if isinstance(node, exp.Predict):
-            raise UnsupportedSQL(
-                "ML.PREDICT (BigQuery ML) is not available in the local DuckDB warehouse; "
-                "predict in Python or set warehouse='bigquery'"
-            )
+            raise UnsupportedSQL(BIGQUERY_ML.format(construct="ML.PREDICT"))
         if isinstance(node, exp.Anonymous) and not _known_function(node.name):
             raise UnsupportedSQL(
-                f"the function {node.name.upper()}() has no equivalent in the local DuckDB "
-                "warehouse (known BigQuery functions are translated by sqlglot; this one is not)"
+                f"Function not found: {node.name.upper()} (the function {node.name.upper()}() "
+                "has no equivalent in the local warehouse: known BigQuery functions are "
+                "translated by sqlglot; this one is not)"
             )
         if isinstance(node, exp.Table) and "*" in node.name:
-            raise UnsupportedSQL(
-                f"wildcard table {node.name!r} is not supported by the local DuckDB warehouse"
-            )
-        if isinstance(node, exp.Table) and node.db.upper() == "INFORMATION_SCHEMA":
-            raise UnsupportedSQL("INFORMATION_SCHEMA views are not supported locally")
+            raise UnsupportedSQL(f"wildcard table {node.name!r} is not supported locally")
+
+
+# ---------------------------------------------------------------------------------------------
+# Translation
+# ---------------------------------------------------------------------------------------------
+
+#: BigQuery's name for the public project, as legacy SQL and the course's notebooks spell it.
+PROJECT_ALIASES = {"publicdata": "bigquery-public-data"}
+CATALOG_VIEWS = ("COLUMNS", "TABLES", "SCHEMATA")
+
+
+def canonical_project(project: str) -> str:
+    return PROJECT_ALIASES.get(project, project)
+
+
+@dataclass(frozen=True)
+class CatalogView:
+    """``INFORMATION_SCHEMA.<view>`` of a dataset (COLUMNS, TABLES) or project (SCHEMATA),
+    registered under ``name`` when the statement runs."""
+
+    name: str
+    view: str
+    project: str
+    dataset: str | None
+
+
+def _table_target(node) -> exp.Table | None:
+    """The table a DDL/DML node writes (unwrapping a column list)."""
+    if isinstance(node, exp.Schema):
+        node = node.this
+    return node if isinstance(node, exp.Table) and node.name else None
+
+
+def _written(tree: exp.Expression) -> list[exp.Table]:
+    if isinstance(tree, exp.Insert | exp.Update | exp.Delete | exp.Merge | exp.Create | exp.Alter):
+        target = _table_target(tree.this)
+        return [target] if target is not None else []
+    if isinstance(tree, exp.Drop):
+        return [t for t in tree.args.get("tables") or [tree.this] if _table_target(t) is not None]
+    if isinstance(tree, exp.TruncateTable):
+        return list(tree.expressions)
+    return []
+
+
+def _name(table: exp.Table, project: str) -> TableName:
+    return TableName(canonical_project(table.catalog or project), table.db, table.name)
+
+
+def _schema_statement(tree: exp.Create | exp.Drop, sql: str, project: str) -> Statement:
+    """CREATE SCHEMA / DROP SCHEMA: the DuckDB schema is named ``<project>.<dataset>``."""
+    target = tree.this if isinstance(tree, exp.Create) else (tree.args.get("tables") or [None])[0]
+    if not isinstance(target, exp.Table) or not target.db:
+        raise UnsupportedSQL("CREATE/DROP SCHEMA needs a dataset name: CREATE SCHEMA dataset")
+    dataset = TableName(canonical_project(target.catalog or project), target.db, "")
+    exists = " IF NOT EXISTS" if isinstance(tree, exp.Create) else " IF EXISTS"
+    exists = exists if tree.args.get("exists") else ""
+    if isinstance(tree, exp.Create):
+        text = f"CREATE SCHEMA{exists} {quote(dataset.schema)}"
+    else:
+        text = f"DROP SCHEMA{exists} {quote(dataset.schema)}"
+        text += " CASCADE" if tree.args.get("cascade") else ""
+    return Statement(sql, text, False, writes=[dataset], schema_ddl=True)
 
 
 def translate(sql: str, project: str) -> list[Statement]:
     """Translate a BigQuery script (one or more statements) into DuckDB statements."""
+    _refuse_by_tokens(sql)
     try:
         trees = [t for t in sqlglot.parse(sql, read="bigquery") if t is not None]
     except ParseError as err:
-        raise UnsupportedSQL(
-            f"cannot read this as BigQuery Standard SQL (a syntax error, or a construct sqlglot "
-            f"does not know): {err}"
-        ) from None
+        first = err.errors[0] if err.errors else {}
+        where = f" at [{first['line']}:{first['col']}]" if first.get("line") else ""
+        description = strip_ansi(first.get("description") or str(err)).split(". Line ")[0]
+        raise UnsupportedSQL(f"Syntax error: {description}{where}") from None
     statements = []
+    views = 0
     for tree in trees:
         _reject(tree, sql)
+        kind = str(tree.args.get("kind") or "").upper()
+        if isinstance(tree, exp.Create | exp.Drop) and kind == "SCHEMA":
+            statements.append(_schema_statement(tree, sql, project))
+            continue
+        if isinstance(tree, exp.Create):
+            clone = tree.args.get("clone")
+            if clone is not None:  # CREATE TABLE t COPY s / CLONE s: a copy of the rows
+                tree.set("clone", None)
+                tree.set("expression", exp.select("*").from_(clone.this.copy()))
+            properties = tree.args.get("properties")
+            if properties is not None:
+                # PARTITION BY, CLUSTER BY and OPTIONS(...) only change storage and cost on
+                # BigQuery, never a query's answer: accepted, and dropped here
+                keep = [
+                    p
+                    for p in properties.expressions
+                    if isinstance(p, exp.TemporaryProperty | exp.LikeProperty)
+                ]
+                tree.set("properties", exp.Properties(expressions=keep) if keep else None)
+            for name in ("partition_by", "cluster_by"):
+                tree.set(name, None)
+        written = [_name(t, project) for t in _written(tree)]
+        # CREATE makes its target and DROP ... IF EXISTS may name a missing one: neither must
+        # exist already; every other table named must.
         created: list[TableName] = []
-        # CREATE makes its target and DROP may name a missing one: neither must exist already.
-        if isinstance(tree, exp.Create | exp.Drop) and isinstance(tree.this, exp.Table):
-            target = tree.this
-            if target.db:
-                created.append(TableName(target.catalog or project, target.db, target.name))
+        if isinstance(tree, exp.Create) or (isinstance(tree, exp.Drop) and tree.args.get("exists")):
+            created = written
         reads: list[TableName] = []
+        catalog: list[CatalogView] = []
         for table in list(tree.find_all(exp.Table)):
-            if not table.db or not isinstance(table.this, exp.Identifier):
-                continue  # a CTE or a table function
-            name = TableName(table.catalog or project, table.db, table.name)
+            if not isinstance(table.this, exp.Identifier):
+                continue  # a table function
+            parts = table.name.split(".")
+            if len(parts) == 2 and parts[0].upper() == "INFORMATION_SCHEMA":
+                catalog.append(_catalog_view(table, parts[1].upper(), project, views))
+                views += 1
+                continue
+            if not table.db:
+                continue  # a CTE, or the new name of ALTER TABLE ... RENAME TO
+            name = _name(table, project)
             if name not in created and name not in reads:
                 reads.append(name)
             table.set("catalog", None)
@@ -307,7 +522,7 @@ def translate(sql: str, project: str) -> list[Statement]:
             table.set("this", exp.to_identifier(name.table, quoted=True))
         for column in list(tree.find_all(exp.Column)):
             if column.args.get("db") is not None and column.args.get("table") is not None:
-                schema = f"{column.catalog or project}.{column.db}"
+                schema = f"{canonical_project(column.catalog or project)}.{column.db}"
                 column.set("catalog", None)
                 column.set("db", exp.to_identifier(schema, quoted=True))
         params: list[str] = []
@@ -334,7 +549,7 @@ def translate(sql: str, project: str) -> list[Statement]:
         try:
             text = tree.sql(dialect="duckdb", unsupported_level=ErrorLevel.RAISE)
         except UnsupportedError as err:
-            raise UnsupportedSQL(f"the local DuckDB warehouse cannot run this: {err}") from None
+            raise UnsupportedSQL(f"the local warehouse cannot run this: {err}") from None
         statements.append(
             Statement(
                 bigquery=sql,
@@ -344,11 +559,53 @@ def translate(sql: str, project: str) -> list[Statement]:
                 creates=created if isinstance(tree, exp.Create) else [],
                 parameters=params,
                 positional=positional,
+                writes=written,
+                catalog=catalog,
             )
         )
     if not statements:
         raise UnsupportedSQL("the query text holds no SQL statement")
     return statements
+
+
+def _catalog_view(table: exp.Table, view: str, project: str, index: int) -> CatalogView:
+    if view not in CATALOG_VIEWS:
+        raise UnsupportedSQL(
+            f"INFORMATION_SCHEMA.{view} is not available in the local warehouse (COLUMNS, TABLES "
+            "and SCHEMATA are)"
+        )
+    if view == "SCHEMATA":  # project.INFORMATION_SCHEMA.SCHEMATA or `region-us`.INFORMATION_...
+        owner = table.db or project
+        target = CatalogView(
+            f"__information_schema_{index}",
+            view,
+            project if owner.lower().startswith("region-") else canonical_project(owner),
+            None,
+        )
+    else:
+        if not table.db:
+            raise UnsupportedSQL(
+                f"INFORMATION_SCHEMA.{view} needs a dataset: dataset.INFORMATION_SCHEMA.{view}"
+            )
+        target = CatalogView(
+            f"__information_schema_{index}",
+            view,
+            canonical_project(table.catalog or project),
+            table.db,
+        )
+    if not table.alias:
+        table.set("alias", exp.TableAlias(this=exp.to_identifier(view)))
+    table.set("catalog", None)
+    table.set("db", None)
+    table.set("this", exp.to_identifier(target.name, quoted=True))
+    return target
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def strip_ansi(text: str) -> str:
+    return _ANSI.sub("", text)
 
 
 _MISSING_FUNCTION = re.compile(
@@ -361,7 +618,7 @@ def explain_duckdb_error(err: duckdb.Error) -> UnsupportedSQL | None:
     match = _MISSING_FUNCTION.search(str(err))
     if match:
         return UnsupportedSQL(
-            f"the function {match.group(1).upper()}() has no equivalent in the local DuckDB "
-            "warehouse"
+            f"Function not found: {match.group(1).upper()} (it has no equivalent in the local "
+            "warehouse)"
         )
     return None
