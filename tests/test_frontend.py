@@ -105,7 +105,9 @@ def rest_weight(service, instance: dict) -> float:
     )
     answer.raise_for_status()
     first = answer.json()["predictions"][0]
-    return float(first["weight"] if isinstance(first, dict) else first)
+    weight = first["weight"] if isinstance(first, dict) else first
+    # a model whose output has shape [None, 1] (the course's) answers [w] per instance
+    return float(weight[0] if isinstance(weight, list) else weight)
 
 
 class _Options(HTMLParser):

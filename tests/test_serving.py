@@ -1,22 +1,27 @@
-"""prodml serve: every route, every bad input, the Google API clients, a bounded load test.
+"""prodml serve: every route, every bad input, the Google API clients, the 413 every client
+reads, output shapes as the model gives them, a bounded load test.
 
-The server runs as a subprocess (``prodml.serving.start``) on a toy SavedModel with babyweight's
-signatures (versions 1 and 2; version v answers v times the toy formula).
+The server runs as a subprocess (``prodml.serving.start``) on toy SavedModels with babyweight's
+signatures: ``toy`` (versions 1 and 2; version v answers v times the toy formula), ``single``
+(one SavedModel directory) and ``column`` (``weight`` of shape [None, 1], as the course's model).
+Nothing here changes the server's state, so the tests run in any order.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import socket
+import urllib.error
+import urllib.request
 
 import jsonschema
 import pytest
 import requests
 from prodml import serving
-from prodml.serving.app import ROUTES
-from prodml.serving.openapi import spec
-from prodml.serving.testing import INSTANCE, export_toy_model, toy_weight
-from support import google_api
+from prodml.serving.app import create_app
+from prodml.serving.registry import Registry
+from support import INSTANCE, export_toy_model, google_api, toy_weight
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -28,36 +33,58 @@ def export_base(tmp_path_factory):
     base = tmp_path_factory.mktemp("toy_export")
     export_toy_model(base, version=1, scale=1.0)
     export_toy_model(base, version=2, scale=2.0)
+    export_toy_model(base / "column", version=1, column=True)
     return base
+
+
+MAX_BODY, MAX_DRAIN = 100_000, 1_000_000
 
 
 @pytest.fixture(scope="module")
 def server(export_base):
     with serving.start(
-        {"toy": export_base, "single": export_base / "1"}, max_instances=100, max_body_bytes=100_000
+        {"toy": export_base, "single": export_base / "1", "column": export_base / "column"},
+        max_instances=100,
+        max_body_bytes=MAX_BODY,
+        max_drain_bytes=MAX_DRAIN,
     ) as s:
         yield s
     assert s.process.returncode == 0  # SIGTERM ends it cleanly
 
 
-def _operation(method: str, path: str):
-    for template, rx, methods in ROUTES:
-        if re.fullmatch(rx, path) and method in methods:
-            return spec()["paths"][template][method.lower()]
+@pytest.fixture(scope="module")
+def openapi(server):
+    return requests.get(server.url + "/openapi.json", timeout=30).json()
+
+
+def _operation(doc: dict, method: str, path: str):
+    """The operation of /openapi.json that ``method path`` hits, found by the spec's own
+    parameter patterns."""
+    for template, item in doc["paths"].items():
+        if method.lower() not in item:
+            continue
+        params = {p["name"]: p["schema"] for p in item[method.lower()]["parameters"]}
+        rx = re.escape(template)
+        for name, schema in params.items():
+            part = "[0-9]+" if schema["type"] == "integer" else schema["pattern"].strip("^$")
+            rx = rx.replace(re.escape("{" + name + "}"), f"({part})")
+        if re.fullmatch(rx, path):
+            return item[method.lower()]
     return None  # no such route: the 404 below still has the Error shape
 
 
 def call(server, method: str, path: str, body=None, raw: bytes | None = None, status: int = 200):
     """Make a request, check its status and that the response matches /openapi.json."""
+    doc = requests.get(server.url + "/openapi.json", timeout=30).json()
     r = requests.request(method, server.url + path, json=body, data=raw, timeout=30)
     assert r.status_code == status, r.text
     payload = r.json()
-    op = _operation(method, path)
+    op = _operation(doc, method, path)
     if op is not None:
         schema = op["responses"][str(status)]["content"]["application/json"]["schema"]
     else:
         schema = {"$ref": "#/components/schemas/Error"}
-    jsonschema.validate(payload, {**schema, "components": spec()["components"]})
+    jsonschema.validate(payload, {**schema, "components": doc["components"]})
     return payload
 
 
@@ -205,18 +232,91 @@ def test_google_api_client_aiplatform_v1(server):
     ]
 
 
+# -- output shapes: what the model gives per instance, never squeezed ----------------------------
+OTHER = {**INSTANCE, "is_male": "False", "plurality": "Twins(2)", "gestation_weeks": 35.5}
+
+
+def test_column_output_is_a_list_per_instance_on_every_route(server):
+    w0, w1 = toy_weight(INSTANCE), toy_weight(OTHER)
+    body = {"instances": [INSTANCE, OTHER]}
+    meta = call(server, "GET", "/v1/models/column/metadata")
+    dims = meta["metadata"]["signature_def"]["signature_def"]["serving_default"]["outputs"]
+    assert [d["size"] for d in dims["weight"]["tensor_shape"]["dim"]] == ["-1", "1"]
+    tfs = call(server, "POST", "/v1/models/column:predict", body)
+    assert tfs["predictions"] == [[pytest.approx(w0, rel=1e-5)], [pytest.approx(w1, rel=1e-5)]]
+    cols = call(server, "POST", "/v1/models/column:predict", {"inputs": {"is_male": ["True"],
+                "mother_age": [26.0], "plurality": ["Single(1)"], "gestation_weeks": [39]}})  # fmt: skip
+    assert cols["outputs"] == [[pytest.approx(w0, rel=1e-5)]]
+    expected = [
+        {"weight": [pytest.approx(w0, rel=1e-5)]},
+        {"weight": [pytest.approx(w1, rel=1e-5)]},
+    ]
+    ml = call(server, "POST", "/v1/projects/p/models/column:predict", body)
+    assert ml["predictions"] == expected
+    vertex = call(server, "POST", "/v1/projects/p/locations/l/endpoints/column:predict", body)
+    assert vertex["predictions"] == expected
+    keyed = call(server, "POST", "/v1/models/column:predict",
+                 {"signature_name": "keyed", "instances": [{**INSTANCE, "key": "k"}]})  # fmt: skip
+    assert keyed["predictions"] == [{"key": "k", "weight": [pytest.approx(w0, rel=1e-5)]}]
+
+
+def test_scalar_output_is_a_scalar_per_instance_on_every_route(server):
+    w0 = toy_weight(INSTANCE)
+    body = {"instances": [INSTANCE]}
+    assert call(server, "POST", "/v1/models/single:predict", body)["predictions"] == [
+        pytest.approx(w0, rel=1e-5)
+    ]
+    for path in ("/v1/projects/p/models/single:predict",
+                 "/v1/projects/p/locations/l/endpoints/single:predict"):  # fmt: skip
+        assert call(server, "POST", path, body)["predictions"] == [
+            {"weight": pytest.approx(w0, rel=1e-5)}
+        ]
+
+
+def test_course_client_code_reads_weight_zero(server):
+    """The course's front-end: ``response['predictions'][0]['weight'][0]``, unchanged."""
+    api = google_api("ml", "v1", server.url)
+    response = (
+        api.projects()
+        .predict(body={"instances": [INSTANCE]}, name="projects/p/models/column")
+        .execute()
+    )
+    assert response["predictions"][0]["weight"][0] == pytest.approx(toy_weight(INSTANCE), rel=1e-5)
+
+
 # -- OpenAPI --------------------------------------------------------------------------------------
 def test_openapi_describes_every_route(server):
     doc = call(server, "GET", "/openapi.json")
     assert doc["openapi"].startswith("3.")
     described = {(p, m.upper()) for p, item in doc["paths"].items() for m in item}
-    routed = {(p, m) for p, _, methods in ROUTES for m in methods}
-    assert described == routed
+    app = create_app(Registry())
+    routed = {
+        (re.sub(r"{(\w+):\w+}", r"{\1}", r.path), m)
+        for r in app.routes
+        for m in r.methods - {"HEAD"}
+    }
+    assert described == routed and len(routed) == 17
     for path, item in doc["paths"].items():
         for op in item.values():
             assert {p["name"] for p in op["parameters"]} == set(re.findall(r"{(\w+)}", path))
             assert {"200", "400", "404"} <= set(op["responses"])
     jsonschema.Draft202012Validator.check_schema({"$defs": doc["components"]["schemas"]})
+
+
+def test_openapi_request_schemas_are_the_validators(server, openapi):
+    """The published request schema accepts what the server accepts and rejects what it
+    rejects: both come from one pydantic model."""
+    schema = openapi["paths"]["/v1/models/{model}:predict"]["post"]["requestBody"]["content"][
+        "application/json"
+    ]["schema"]
+    validator = jsonschema.Draft202012Validator({**schema, "components": openapi["components"]})
+    good, bad = {"instances": [INSTANCE]}, {"instances": [INSTANCE] * 101}
+    assert validator.is_valid(good) and not validator.is_valid(bad)
+    assert requests.post(server.url + PREDICT, json=good, timeout=30).status_code == 200
+    assert requests.post(server.url + PREDICT, json=bad, timeout=30).status_code == 400
+    for body in ({"instancs": [INSTANCE]}, {"instances": []}, {"instances": {"a": 1}}):
+        assert not validator.is_valid(body)
+        assert requests.post(server.url + PREDICT, json=body, timeout=30).status_code == 400
 
 
 # -- errors ---------------------------------------------------------------------------------------
@@ -240,11 +340,12 @@ PREDICT = "/v1/models/toy:predict"
         ({"instances": [{**INSTANCE, "mother_age": [26.0]}]}, ["mother_age", "shape"]),
         ({"instances": []}, ["empty"]),
         ({"instances": [INSTANCE] * 101}, ["too many", "101", "100"]),
-        ({"instances": {"is_male": "True"}}, ["instances", "must be a list"]),
+        ({"instances": {"is_male": "True"}}, ["instances", "valid array", "dict"]),
         ({"instances": ["True"]}, ["instance 0", "object"]),
-        ({}, ["instances", "inputs"]),
+        ({}, ["instances", "inputs", "exactly one"]),
         ({"instances": [INSTANCE], "inputs": {}}, ["exactly one"]),
-        ({"instancs": [INSTANCE]}, ["unknown field", "instancs"]),
+        ({"instancs": [INSTANCE]}, ["unknown field", "instancs", "instances"]),
+        ({"instances": [INSTANCE], "signature_name": 3}, ["signature_name", "string"]),
         ({"instances": [INSTANCE], "signature_name": "nope"}, ["signature_name", "nope", "keyed"]),
         ({"inputs": {"is_male": ["True"]}}, ["missing", "mother_age"]),
         (
@@ -274,8 +375,53 @@ def test_malformed_bodies_are_400(server, raw, words):
 
 
 def test_oversized_body_is_413(server):
-    out = call(server, "POST", PREDICT, raw=b" " * 100_001, status=413)
+    out = call(server, "POST", PREDICT, raw=b" " * (MAX_BODY + 1), status=413)
     assert "100000" in out["error"] and "limit" in out["error"]
+
+
+def test_oversized_body_413_reaches_urllib(server):
+    """urllib sends its whole body (and Connection: close) before reading: the server drains
+    the rest of the body, so urllib reads the 413 instead of a connection reset."""
+    for size in (MAX_BODY + 1, MAX_DRAIN // 2):
+        req = urllib.request.Request(server.url + PREDICT, data=b" " * size,
+                                     headers={"Content-Type": "application/json"})  # fmt: skip
+        with pytest.raises(urllib.error.HTTPError) as err:
+            urllib.request.urlopen(req, timeout=30)
+        assert err.value.code == 413
+        assert "exceeds the limit of 100000 bytes" in json.loads(err.value.read())["error"]
+    google = urllib.request.Request(server.url + "/v1/projects/p/models/toy:predict",
+                                    data=b" " * (MAX_BODY * 3), method="POST")  # fmt: skip
+    with pytest.raises(urllib.error.HTTPError) as err:
+        urllib.request.urlopen(google, timeout=30)
+    assert err.value.code == 413 and json.loads(err.value.read())["error"]["code"] == 413
+
+
+def test_oversized_streamed_body_413_reaches_requests(server):
+    """No Content-Length (chunked): refused once the streamed bytes pass the limit."""
+
+    def chunks():
+        for _ in range(30):
+            yield b" " * 10_000
+
+    r = requests.post(server.url + PREDICT, data=chunks(), timeout=30)
+    assert r.status_code == 413 and "limit of 100000 bytes" in r.json()["error"]
+    assert r.headers["connection"] == "close"
+    assert requests.post(server.url + PREDICT, json={"instances": [INSTANCE]}, timeout=30).ok
+
+
+def test_body_past_the_drain_bound_is_cut_without_reading_it_all(server):
+    """A client still sending far past the bound is cut off: the server reads no more."""
+    total, sent = 50_000_000, 0
+    host, port = server.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=30) as sock:
+        sock.sendall(f"POST {PREDICT} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                     f"Content-Length: {total}\r\n\r\n".encode())  # fmt: skip
+        chunk = b" " * 65536
+        with pytest.raises((BrokenPipeError, ConnectionResetError)):
+            while sent < total:
+                sock.sendall(chunk)
+                sent += len(chunk)
+    assert sent < total // 2, sent  # only socket buffers' worth went out
 
 
 def test_google_routes_answer_google_errors(server):

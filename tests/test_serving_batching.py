@@ -6,7 +6,7 @@ import threading
 import time
 
 import numpy as np
-from prodml.serving.model import Batcher
+from prodml.serving.batching import Batcher
 
 
 def test_concurrent_requests_are_merged_into_batches_and_answered_in_order():

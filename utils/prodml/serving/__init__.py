@@ -5,6 +5,8 @@
 
 The server speaks the TF Serving REST API and Google Cloud's ``ml v1`` and ``aiplatform v1``
 predict routes (see :mod:`prodml.serving.app`), so notebooks use the real client libraries.
+Versions can carry names: ``start({"babyweight": base}, version_name=["dnn=1"])`` answers
+``projects/<p>/models/babyweight/versions/dnn`` (ML Engine) and ``labels/dnn`` (TF Serving).
 """
 
 from __future__ import annotations
@@ -69,7 +71,8 @@ def start(
     """Launch ``prodml serve`` for ``models`` (name -> export dir) and wait until it answers.
 
     ``port=0`` picks a free port. ``opts`` are the command's other options with underscores,
-    e.g. ``max_batch_size=64, batch_timeout_ms=1``. The server's log goes to
+    e.g. ``max_batch_size=64, batch_timeout_ms=1``; a list repeats its option
+    (``version_name=["dnn=1", "wide=2"]``). The server's log goes to
     ``<run folder>/logs/serve-<pid>.log``.
     """
     if not models:
@@ -83,7 +86,8 @@ def start(
     for name, path in models.items():
         cmd += ["--model", f"{name}={Path(path).expanduser().resolve()}"]
     for key, value in opts.items():
-        cmd += [f"--{key.replace('_', '-')}", str(value)]
+        for one in value if isinstance(value, list | tuple) else [value]:
+            cmd += [f"--{key.replace('_', '-')}", str(one)]
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2")}
     with open(log_path, "wb") as log:
         process = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)

@@ -9,10 +9,8 @@ from __future__ import annotations
 import base64
 import itertools
 import os
-import queue
 import re
 import threading
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,14 +20,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import tensorflow as tf  # noqa: E402
 
-
-class ClientError(Exception):
-    """A caller's mistake: answered with ``status`` and ``{"error": message}``."""
-
-    def __init__(self, message: str, status: int = 400):
-        super().__init__(message)
-        self.status = status
-
+from prodml.serving.batching import Batcher  # noqa: E402
+from prodml.serving.errors import InvalidInput, NotFound  # noqa: E402
 
 DT_NAMES = {
     tf.float16: "DT_HALF",
@@ -71,7 +63,7 @@ def _spec(name: str, spec) -> Tensor:
 
 
 def _check_value(feature: str, dtype: tf.DType, value, index: int):
-    """Raise a ClientError naming the feature and expected dtype when value does not fit."""
+    """Raise InvalidInput naming the feature and expected dtype when value does not fit."""
     if isinstance(value, list):
         for v in value:
             _check_value(feature, dtype, v, index)
@@ -86,7 +78,7 @@ def _check_value(feature: str, dtype: tf.DType, value, index: int):
     elif dtype.is_floating:
         ok = type(value) in (int, float)
     if not ok:
-        raise ClientError(
+        raise InvalidInput(
             f"instance {index}: feature {feature!r} expects {dtype.name} "
             f"({DT_NAMES.get(dtype, dtype.name)}), got {type(value).__name__} {value!r}"[:300]
         )
@@ -99,7 +91,7 @@ def _to_bytes(value):
         try:
             return base64.b64decode(value["b64"], validate=True)
         except (ValueError, TypeError) as exc:
-            raise ClientError(f"invalid base64 in {{'b64': ...}}: {exc}") from None
+            raise InvalidInput(f"invalid base64 in {{'b64': ...}}: {exc}") from None
     return value.encode()
 
 
@@ -138,7 +130,7 @@ class Signature:
         for i, inst in enumerate(instances):
             if not isinstance(inst, dict):
                 if single is None:
-                    raise ClientError(
+                    raise InvalidInput(
                         f"instance {i} must be an object with the features {names}, "
                         f"got {type(inst).__name__}"
                     )
@@ -147,11 +139,11 @@ class Signature:
             if passthrough and "key" in inst:
                 if keys is None:
                     if i:
-                        raise ClientError(f"instance {i} has a 'key' but instance 0 has none")
+                        raise InvalidInput(f"instance {i} has a 'key' but instance 0 has none")
                     keys = []
                 keys.append(inst["key"])
             elif keys is not None:
-                raise ClientError(f"instance {i} has no 'key' but instance 0 has one")
+                raise InvalidInput(f"instance {i} has no 'key' but instance 0 has one")
             given = len(inst) - (1 if passthrough and "key" in inst else 0)
             if given != len(names) or any(n not in inst for n in names):
                 missing = [n for n in names if n not in inst]
@@ -163,7 +155,7 @@ class Signature:
                     parts.append(f"missing feature(s) {missing}")
                 if extra:
                     parts.append(f"unexpected feature(s) {extra}")
-                raise ClientError(
+                raise InvalidInput(
                     f"instance {i}: {' and '.join(parts)}; signature {self.name!r} expects {names}"
                 )
             for n in names:
@@ -175,7 +167,7 @@ class Signature:
         names = list(self.inputs)
         if not isinstance(inputs, dict):
             if len(names) != 1:
-                raise ClientError(
+                raise InvalidInput(
                     f"'inputs' must be an object with the features {names}, got {type(inputs).__name__}"
                 )
             inputs = {names[0]: inputs}
@@ -184,18 +176,18 @@ class Signature:
         if missing or extra:
             parts = [f"missing feature(s) {missing}"] if missing else []
             parts += [f"unexpected feature(s) {extra}"] if extra else []
-            raise ClientError(
+            raise InvalidInput(
                 f"inputs: {' and '.join(parts)}; signature {self.name!r} expects {names}"
             )
         sizes = set()
         for n in names:
             if not isinstance(inputs[n], list):
-                raise ClientError(
+                raise InvalidInput(
                     f"inputs: feature {n!r} must be a list of values (one per instance)"
                 )
             sizes.add(len(inputs[n]))
         if len(sizes) != 1:
-            raise ClientError(f"inputs: features have different lengths {sorted(sizes)}")
+            raise InvalidInput(f"inputs: features have different lengths {sorted(sizes)}")
         return {n: inputs[n] for n in names}, sizes.pop()
 
     def to_arrays(self, cols: dict[str, list]) -> dict[str, np.ndarray]:
@@ -214,7 +206,7 @@ class Signature:
                 )
                 if not ok:
                     want = [-1 if d is None else d for d in t.shape]
-                    raise ClientError(
+                    raise InvalidInput(
                         f"feature {n!r} has shape {list(arr.shape)} for the batch; "
                         f"the signature expects {want} (first dimension: instances)"
                     )
@@ -227,7 +219,7 @@ class Signature:
         try:
             out = self.fn(**feed)
         except tf.errors.InvalidArgumentError as exc:
-            raise ClientError(
+            raise InvalidInput(
                 f"the model rejected the input: {exc.message.splitlines()[0]}"
             ) from None
         return {k: v.numpy() for k, v in out.items()}
@@ -235,102 +227,6 @@ class Signature:
     def run(self, arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Synchronous call (used where no event loop is involved, and to warm up)."""
         return self._call(arrays)
-
-
-class Batcher:
-    """Gathers the instances of concurrent requests and calls the signature once per batch.
-
-    A request's arrays go on a queue. The batching thread takes the first waiting request,
-    then adds others that are already queued (or arrive within ``timeout_s``) until
-    ``max_batch_size`` instances; it calls the signature once and hands each request its slice.
-    With ``timeout_s == 0`` an idle server answers a lone request at once, and requests that
-    arrive while the model is busy form the next batch.
-    """
-
-    _STOP = object()
-
-    def __init__(self, fn, max_batch_size: int, timeout_s: float):
-        self.fn = fn
-        self.max_batch_size = max(1, max_batch_size)
-        self.timeout_s = max(0.0, timeout_s)
-        self.queue: queue.SimpleQueue = queue.SimpleQueue()
-        self.lock = threading.Lock()
-        self.closed = False
-        self.batches = 0
-        self.instances = 0
-        self.thread = threading.Thread(target=self._loop, name="batcher", daemon=True)
-        self.thread.start()
-
-    def submit(self, arrays: dict[str, np.ndarray], n: int, done) -> bool:
-        """Queue a request; ``done(result_or_exception)`` is called from the batching thread.
-
-        Returns False when the batcher is closed (the caller then calls the signature itself).
-        """
-        with self.lock:
-            if self.closed:
-                return False
-            self.queue.put((arrays, n, done))
-        return True
-
-    def close(self) -> None:
-        with self.lock:
-            if not self.closed:
-                self.closed = True
-                self.queue.put(self._STOP)
-
-    def _loop(self) -> None:
-        held = None
-        while True:
-            item = held if held is not None else self.queue.get()
-            held = None
-            if item is self._STOP:
-                return
-            batch = [item]
-            total = item[1]
-            deadline = time.monotonic() + self.timeout_s
-            stop = False
-            while total < self.max_batch_size:
-                try:
-                    remaining = deadline - time.monotonic()
-                    nxt = (
-                        self.queue.get(timeout=remaining)
-                        if remaining > 0
-                        else self.queue.get_nowait()
-                    )
-                except queue.Empty:
-                    break
-                if nxt is self._STOP:
-                    stop = True
-                    break
-                if total + nxt[1] > self.max_batch_size:
-                    held = nxt
-                    break
-                batch.append(nxt)
-                total += nxt[1]
-            self._run(batch)
-            if stop:
-                return
-
-    def _run(self, batch) -> None:
-        try:
-            if len(batch) == 1:
-                results = [self.fn(batch[0][0])]
-            else:
-                names = batch[0][0].keys()
-                joined = {n: np.concatenate([b[0][n] for b in batch]) for n in names}
-                out = self.fn(joined)
-                results, start = [], 0
-                for _, n, _ in batch:
-                    results.append({k: v[start : start + n] for k, v in out.items()})
-                    start += n
-        except Exception as exc:  # handed to every waiting request
-            for _, _, done in batch:
-                done(exc)
-            return
-        self.batches += 1
-        self.instances += sum(b[1] for b in batch)
-        for (_, _, done), result in zip(batch, results, strict=True):
-            done(result)
 
 
 class Version:
@@ -368,7 +264,7 @@ class Version:
     def signature(self, name: str | None) -> Signature:
         name = name or "serving_default"
         if name not in self.signatures:
-            raise ClientError(
+            raise InvalidInput(
                 f"signature_name {name!r} not found in version {self.number}; "
                 f"available: {sorted(self.signatures)}"
             )
@@ -423,9 +319,21 @@ class Routing:
             return best
 
 
+_NUMBER = re.compile(r"v?(\d+)")
+
+
+def version_number(value) -> int | None:
+    """2, '2' and 'v2' are version 2; anything else is not a number (maybe a name)."""
+    if type(value) is int:
+        return value if value >= 0 else None
+    m = _NUMBER.fullmatch(str(value))
+    return int(m.group(1)) if m else None
+
+
 @dataclass
 class Model:
-    """A served model: its versions, version labels and traffic split."""
+    """A served model: its versions, their names (TF Serving's version labels, ML Engine's
+    version names, Vertex's version aliases: one namespace) and the traffic split."""
 
     name: str
     versions: dict[int, Version] = field(default_factory=dict)
@@ -433,101 +341,133 @@ class Model:
     routing: Routing | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def version(self, number: int | str | None = None, label: str | None = None) -> Version:
-        if label is not None:
-            if label not in self.labels:
-                raise ClientError(
-                    f"model {self.name!r} has no version label {label!r}; labels: {sorted(self.labels)}",
-                    404,
-                )
-            number = self.labels[label]
+    def _known(self) -> str:
+        return f"versions: {sorted(self.versions)}, names: {sorted(self.labels)}"
+
+    def version(self, number: int | None = None) -> Version:
+        """Version ``number``, or the one the traffic split picks for this request."""
         if number is None:
             number = self.routing.choose()
         versions = self.versions  # one read: a concurrent swap replaces the dict, never edits it
         try:
-            return versions[int(number)]
-        except (KeyError, ValueError):
-            raise ClientError(
-                f"model {self.name!r} has no version {number!r}; versions: {sorted(versions)}", 404
+            return versions[number]
+        except KeyError:
+            raise NotFound(
+                f"model {self.name!r} has no version {str(number)!r}; {self._known()}"
             ) from None
+
+    def labelled(self, label: str) -> Version:
+        """TF Serving's ``/labels/<label>``: names only."""
+        number = self.labels.get(label)
+        if number is None:
+            raise NotFound(
+                f"model {self.name!r} has no version label {label!r}; labels: {sorted(self.labels)}"
+            )
+        return self.version(number)
+
+    def resolve(self, ref) -> int:
+        """A version name or number (2, '2', 'v2') -> the number of a loaded version."""
+        if isinstance(ref, str) and ref in self.labels:
+            return self.labels[ref]
+        number = version_number(ref)
+        if number is None:
+            raise NotFound(f"model {self.name!r} has no version named {ref!r}; {self._known()}")
+        if number not in self.versions:
+            raise NotFound(f"model {self.name!r} has no version {str(ref)!r}; {self._known()}")
+        return number
+
+    def named(self, ref) -> Version:
+        """ML Engine's ``versions/<name>``: a version name, or a number."""
+        return self.version(self.resolve(ref))
 
     @property
     def traffic(self) -> dict[str, int]:
         return {str(v): w for v, w in self.routing.split.items()}
 
-    def add(self, version: Version) -> Version | None:
+    def add(self, version: Version, names: list[str] = ()) -> Version | None:
         """Add (or replace) a loaded version atomically; returns the replaced one, if any."""
+        for name in names:
+            check_name(name)
         with self.lock:
             old = self.versions.get(version.number)
             versions = dict(self.versions)
             versions[version.number] = version
             self.versions = versions
+            if names:
+                self.labels = {**self.labels, **dict.fromkeys(names, version.number)}
             if self.routing is None:
                 self.routing = Routing({version.number: 100})
         return old
 
-    def set_traffic(self, split: dict) -> None:
-        parsed = parse_split(split, self.versions)
+    def split(self, split: dict[str, int], extra: dict[str, int] | None = None) -> dict[int, int]:
+        """A validated trafficSplit (keys: numbers or names) -> {version number: percentage}.
+        ``extra`` names versions about to be added (deployModel) as name -> number."""
+        parsed: dict[int, int] = {}
+        extra = extra or {}
+        for key, weight in split.items():
+            if key in extra:
+                number = extra[key]
+            else:
+                number = self.labels.get(key, version_number(key))
+                if number is None or (number not in self.versions and number not in extra.values()):
+                    raise InvalidInput(
+                        f"trafficSplit names version {key!r}, which is not loaded; {self._known()}"
+                    )
+            parsed[number] = parsed.get(number, 0) + weight
+        return parsed
+
+    def set_traffic(self, split: dict[int, int]) -> None:
+        missing = sorted(set(split) - set(self.versions))
+        if missing:
+            raise InvalidInput(f"trafficSplit names versions {missing}, which are not loaded")
         with self.lock:
-            self.routing = Routing(parsed)
+            self.routing = Routing(split)
 
     def set_labels(self, labels: dict) -> None:
-        if not isinstance(labels, dict):
-            raise ClientError("'versionLabels' must be an object of label -> version")
         parsed = {}
-        for label, v in labels.items():
-            number = _version_number(v, "versionLabels")
-            if number not in self.versions:
-                raise ClientError(
-                    f"versionLabels: label {label!r} names version {v!r}, which is not loaded; versions: {sorted(self.versions)}"
+        for label, ref in labels.items():
+            check_name(label)
+            number = version_number(ref)
+            if number is None or number not in self.versions:
+                raise InvalidInput(
+                    f"versionLabels: label {label!r} names version {ref!r}, which is not loaded; "
+                    f"versions: {sorted(self.versions)}"
                 )
-            parsed[str(label)] = number
+            parsed[label] = number
         self.labels = parsed
 
     def remove(self, number: int) -> Version:
         with self.lock:
             if number not in self.versions:
-                raise ClientError(f"model {self.name!r} has no version {number}", 404)
+                raise NotFound(f"model {self.name!r} has no version {number}")
             if self.routing.split.get(number):
-                raise ClientError(
-                    f"version {number} still receives {self.routing.split[number]}% of the traffic; "
-                    "move its traffic elsewhere first (trafficSplit)"
+                raise InvalidInput(
+                    f"version {number} still receives {self.routing.split[number]}% of the "
+                    "traffic; move its traffic elsewhere first (trafficSplit)"
                 )
-            if number in self.labels.values():
-                raise ClientError(f"version {number} still carries a version label; relabel first")
+            names = sorted(k for k, v in self.labels.items() if v == number)
+            if names:
+                raise InvalidInput(
+                    f"version {number} still carries the name(s) {names}; relabel first"
+                )
             versions = dict(self.versions)
             old = versions.pop(number)
             self.versions = versions
         return old
 
 
-def _version_number(value, where: str) -> int:
-    text = str(value)
-    m = re.fullmatch(r"v?(\d+)", text)
-    if not m:
-        raise ClientError(f"{where}: {value!r} is not a version number (e.g. 2 or 'v2')")
-    return int(m.group(1))
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]*")
 
 
-def parse_split(split, versions: dict[int, Version]) -> dict[int, int]:
-    """Vertex's trafficSplit: version id -> percentage, integers summing to 100."""
-    if not isinstance(split, dict) or not split:
-        raise ClientError("'trafficSplit' must be a non-empty object of version -> percentage")
-    parsed = {}
-    for k, w in split.items():
-        v = _version_number(k, "trafficSplit")
-        if v not in versions:
-            raise ClientError(
-                f"trafficSplit names version {k!r}, which is not loaded; versions: {sorted(versions)}"
-            )
-        if type(w) is not int or w < 0:
-            raise ClientError(
-                f"trafficSplit[{k!r}] must be a non-negative integer percentage, got {w!r}"
-            )
-        parsed[v] = w
-    if sum(parsed.values()) != 100:
-        raise ClientError(f"trafficSplit percentages must sum to 100, got {sum(parsed.values())}")
-    return parsed
+def check_name(name: str) -> str:
+    """A version name: letters, digits, '_', '.', '-', not starting with a digit, and never a
+    version number in disguise ('v2'), so a name and a number cannot mean two versions."""
+    if not isinstance(name, str) or not _NAME.fullmatch(name) or version_number(name) is not None:
+        raise InvalidInput(
+            f"{name!r} cannot be a version name: use letters, digits, '_', '.' or '-', starting "
+            "with a letter, and not a version number such as 'v2'"
+        )
+    return name
 
 
 _op_counter = itertools.count(1)

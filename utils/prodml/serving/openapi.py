@@ -1,344 +1,97 @@
-"""The OpenAPI 3.1 description served at ``GET /openapi.json``.
-
-Paths come from :data:`prodml.serving.app.ROUTES`, so a route cannot go undescribed; the
-schemas below say what each one takes and answers (JSON Schema 2020-12, as OpenAPI 3.1 uses).
-"""
+"""The OpenAPI 3.1 description served at ``GET /openapi.json``, generated from the routes and
+the pydantic models they validate with (:mod:`prodml.serving.schemas`), so a route cannot go
+undescribed and the spec cannot disagree with the checks. Takes the routes as an argument:
+nothing here imports the app."""
 
 from __future__ import annotations
 
 import re
-from functools import cache
 
-ERROR = {
-    "type": "object",
-    "required": ["error"],
-    "properties": {
-        "error": {
-            "type": "string",
-            "description": "what is wrong, naming the feature, model or version",
-        }
-    },
-}
-GOOGLE_ERROR = {
-    "type": "object",
-    "required": ["error"],
-    "properties": {
-        "error": {
-            "type": "object",
-            "required": ["code", "message", "status"],
-            "properties": {
-                "code": {"type": "integer"},
-                "message": {"type": "string"},
-                "status": {"type": "string"},
-            },
-        }
-    },
-}
-TENSOR_INFO = {
-    "type": "object",
-    "required": ["dtype", "tensor_shape", "name"],
-    "properties": {
-        "dtype": {"type": "string", "pattern": "^DT_[A-Z0-9]+$"},
-        "tensor_shape": {
-            "type": "object",
-            "required": ["dim", "unknown_rank"],
-            "properties": {
-                "dim": {
-                    "type": "array",
-                    "items": {
-                        "type": "object",
-                        "required": ["size"],
-                        "properties": {"size": {"type": "string"}, "name": {"type": "string"}},
-                    },
-                },
-                "unknown_rank": {"type": "boolean"},
-            },
-        },
-        "name": {"type": "string"},
-    },
-}
-SCHEMAS = {
-    "Error": ERROR,
-    "GoogleError": GOOGLE_ERROR,
-    "ModelStatus": {
-        "type": "object",
-        "required": ["model_version_status"],
-        "properties": {
-            "model_version_status": {
-                "type": "array",
-                "minItems": 1,
-                "items": {
-                    "type": "object",
-                    "required": ["version", "state", "status"],
-                    "properties": {
-                        "version": {"type": "string", "pattern": "^[0-9]+$"},
-                        "state": {"enum": ["AVAILABLE"]},
-                        "status": {
-                            "type": "object",
-                            "properties": {
-                                "error_code": {"type": "string"},
-                                "error_message": {"type": "string"},
-                            },
-                        },
-                    },
-                },
-            }
-        },
-    },
-    "Metadata": {
-        "type": "object",
-        "required": ["model_spec", "metadata"],
-        "properties": {
-            "model_spec": {
-                "type": "object",
-                "required": ["name", "version"],
-                "properties": {
-                    "name": {"type": "string"},
-                    "signature_name": {"type": "string"},
-                    "version": {"type": "string"},
-                },
-            },
-            "metadata": {
-                "type": "object",
-                "required": ["signature_def"],
-                "properties": {
-                    "signature_def": {
-                        "type": "object",
-                        "required": ["signature_def"],
-                        "properties": {
-                            "signature_def": {
-                                "type": "object",
-                                "additionalProperties": {
-                                    "type": "object",
-                                    "required": ["inputs", "outputs", "method_name"],
-                                    "properties": {
-                                        "inputs": {
-                                            "type": "object",
-                                            "additionalProperties": {
-                                                "$ref": "#/components/schemas/TensorInfo"
-                                            },
-                                        },
-                                        "outputs": {
-                                            "type": "object",
-                                            "additionalProperties": {
-                                                "$ref": "#/components/schemas/TensorInfo"
-                                            },
-                                        },
-                                        "method_name": {"type": "string"},
-                                    },
-                                },
-                            }
-                        },
-                    }
-                },
-            },
-        },
-    },
-    "TensorInfo": TENSOR_INFO,
-    "PredictRequest": {
-        "type": "object",
-        "description": "Row form ('instances': one object per instance, or bare values for a one-input "
-        "signature) or columnar form ('inputs': one list per feature). An instance's 'key' "
-        "that the signature does not take is copied to its prediction.",
-        "properties": {
-            "signature_name": {"type": "string", "default": "serving_default"},
-            "instances": {"type": "array", "minItems": 1, "maxItems": 10000},
-            "inputs": {},
-        },
-        "oneOf": [{"required": ["instances"]}, {"required": ["inputs"]}],
-    },
-    "GooglePredictRequest": {
-        "type": "object",
-        "required": ["instances"],
-        "properties": {
-            "instances": {"type": "array", "minItems": 1, "maxItems": 10000},
-            "parameters": {},
-        },
-    },
-    "TFServingPredictResponse": {
-        "type": "object",
-        "description": "'predictions' (row form: values for a one-output signature, else objects) or "
-        "'outputs' (columnar form); 'model_version' names the version that answered.",
-        "properties": {
-            "predictions": {"type": "array"},
-            "outputs": {},
-            "model_version": {"type": "string"},
-        },
-        "oneOf": [{"required": ["predictions"]}, {"required": ["outputs"]}],
-    },
-    "MLEnginePredictResponse": {
-        "type": "object",
-        "required": ["predictions"],
-        "properties": {"predictions": {"type": "array", "items": {"type": "object"}}},
-    },
-    "VertexPredictResponse": {
-        "type": "object",
-        "required": ["predictions", "deployedModelId", "model", "modelVersionId"],
-        "properties": {
-            "predictions": {"type": "array", "items": {"type": "object"}},
-            "deployedModelId": {"type": "string"},
-            "model": {"type": "string"},
-            "modelDisplayName": {"type": "string"},
-            "modelVersionId": {"type": "string"},
-        },
-    },
-    "TrafficSplit": {
-        "type": "object",
-        "description": "version id -> percentage; integers summing to 100",
-        "additionalProperties": {"type": "integer", "minimum": 0, "maximum": 100},
-    },
-    "Endpoint": {
-        "type": "object",
-        "required": ["name", "deployedModels", "trafficSplit"],
-        "properties": {
-            "name": {"type": "string"},
-            "displayName": {"type": "string"},
-            "deployedModels": {
-                "type": "array",
-                "items": {
-                    "type": "object",
-                    "required": ["id", "model"],
-                    "properties": {
-                        "id": {"type": "string"},
-                        "model": {"type": "string"},
-                        "displayName": {"type": "string"},
-                        "modelVersionId": {"type": "string"},
-                    },
-                },
-            },
-            "trafficSplit": {"$ref": "#/components/schemas/TrafficSplit"},
-            "versionLabels": {"type": "object", "additionalProperties": {"type": "string"}},
-        },
-    },
-    "EndpointPatch": {
-        "type": "object",
-        "properties": {
-            "trafficSplit": {"$ref": "#/components/schemas/TrafficSplit"},
-            "versionLabels": {
-                "type": "object",
-                "additionalProperties": {"type": ["string", "integer"]},
-            },
-        },
-    },
-    "DeployModelRequest": {
-        "type": "object",
-        "required": ["deployedModel"],
-        "properties": {
-            "deployedModel": {
-                "type": "object",
-                "required": ["model"],
-                "properties": {
-                    "model": {"type": "string", "description": "a SavedModel directory"},
-                    "id": {
-                        "type": "string",
-                        "description": "the version number (default: the directory's name if numeric, else the next one)",
-                    },
-                },
-            },
-            "trafficSplit": {"$ref": "#/components/schemas/TrafficSplit"},
-        },
-    },
-    "UndeployModelRequest": {
-        "type": "object",
-        "required": ["deployedModelId"],
-        "properties": {
-            "deployedModelId": {"type": "string"},
-            "trafficSplit": {"$ref": "#/components/schemas/TrafficSplit"},
-        },
-    },
-    "Operation": {
-        "type": "object",
-        "required": ["name", "done", "response"],
-        "properties": {
-            "name": {"type": "string"},
-            "done": {"const": True},
-            "response": {"type": "object"},
-        },
-    },
-}
+from pydantic import BaseModel
+from pydantic.json_schema import models_json_schema
+from starlette.convertors import IntegerConvertor
 
-# handler name -> (summary, request schema, response schema)
-OPERATIONS = {
-    "openapi": ("This description", None, None),
-    "status": ("TF Serving: the model's (or one version's) status", None, "ModelStatus"),
-    "metadata": ("TF Serving: signatures with input and output dtypes and shapes", None, "Metadata"),
-    "metadata_label": ("TF Serving: metadata of the version a label points to", None, "Metadata"),
-    "tfs_predict": ("TF Serving predict; unversioned requests follow the traffic split", "PredictRequest", "TFServingPredictResponse"),
-    "tfs_predict_label": ("TF Serving predict on the version a label points to", "PredictRequest", "TFServingPredictResponse"),
-    "ml_predict": ("ML Engine (ml v1) projects.predict", "GooglePredictRequest", "MLEnginePredictResponse"),
-    "vertex_predict": ("Vertex AI (aiplatform v1) endpoints.predict; the traffic split picks the version", "GooglePredictRequest", "VertexPredictResponse"),
-    "endpoint_get": ("Vertex AI endpoints.get: deployed versions, traffic split, version labels", None, "Endpoint"),
-    "endpoint_patch": ("Vertex AI endpoints.patch: set the traffic split (and TF Serving version labels)", "EndpointPatch", "Endpoint"),
-    "deploy": ("Vertex AI endpoints.deployModel: load a SavedModel as a new version while serving, then switch traffic atomically", "DeployModelRequest", "Operation"),
-    "undeploy": ("Vertex AI endpoints.undeployModel: move traffic away, then unload a version", "UndeployModelRequest", "Operation"),
-}  # fmt: skip
+from prodml.serving import schemas
 
+REF = "#/components/schemas/{model}"
 ERRORS = {
-    "400": "a client's mistake: malformed JSON, a missing, extra or mistyped feature, empty or too many instances",
-    "404": "unknown model, version or label",
+    "400": "a client's mistake: malformed JSON, a missing, extra or mistyped feature, empty or "
+    "too many instances, a bad traffic split",
+    "404": "unknown model, version, version name or label",
     "405": "wrong method for this path",
     "413": "request body larger than the limit (10 MB by default)",
 }
 
 
-def schema_ref(name: str) -> dict:
-    return {"$ref": f"#/components/schemas/{name}"}
+def _path_parameter(name: str, convertor) -> dict:
+    if isinstance(convertor, IntegerConvertor):
+        schema = {"type": "integer", "minimum": 0}
+    else:
+        schema = {"type": "string", "pattern": f"^{convertor.regex}$"}
+    return {"name": name, "in": "path", "required": True, "schema": schema}
 
 
-@cache
-def spec() -> dict:
-    from prodml.serving.app import ROUTES
+def spec(routes, max_instances: int) -> dict:
+    """OpenAPI for ``routes`` (Starlette routes carrying a ``doc``), for a server taking at
+    most ``max_instances`` instances per request."""
+    predict, google = schemas.predict_requests(max_instances)
+    named = {"PredictRequest": predict, "GooglePredictRequest": google}
+    documented = [r for r in routes if hasattr(r, "doc")]
+    models: list[type[BaseModel]] = [schemas.Error, schemas.GoogleError, *named.values()]
+    for r in documented:
+        for m in (r.doc.request, r.doc.response):
+            if isinstance(m, type) and m not in models:
+                models.append(m)
+    refs, defs = models_json_schema([(m, "validation") for m in models], ref_template=REF)
+
+    def ref(model) -> dict:
+        model = named.get(model, model)
+        return refs[(model, "validation")]
 
     paths: dict = {}
-    for path, _, methods in ROUTES:
-        params = re.findall(r"{(\w+)}", path)
-        google = path.startswith("/v1/projects/")
-        item = paths.setdefault(path, {})
-        for method, handler in methods.items():
-            summary, request, response = OPERATIONS[handler]
+    for r in documented:
+        template = re.sub(r"{(\w+):\w+}", r"{\1}", r.path)
+        google_route = template.startswith("/v1/projects/")
+        for method in sorted(r.methods - {"HEAD"}):
             op: dict = {
-                "operationId": f"{handler}_{method.lower()}_{len(paths)}",
-                "summary": summary,
-                "parameters": [
-                    {"name": p, "in": "path", "required": True, "schema": {"type": "string"}}
-                    for p in params
-                ],
+                "operationId": f"{r.endpoint.__module__.rsplit('.', 1)[-1]}_{r.endpoint.__name__}"
+                f"_{method.lower()}_{len(paths)}",
+                "summary": r.doc.summary,
+                "parameters": [_path_parameter(n, c) for n, c in r.param_convertors.items()],
                 "responses": {
                     "200": {
                         "description": "OK",
                         "content": {
                             "application/json": {
-                                "schema": schema_ref(response) if response else {"type": "object"}
+                                "schema": ref(r.doc.response) if r.doc.response else {"type": "object"}
                             }
                         },
                     },
                     **{
                         code: {
                             "description": text,
-                            "content": {
-                                "application/json": {
-                                    "schema": schema_ref("GoogleError" if google else "Error")
-                                }
-                            },
+                            "content": {"application/json": {"schema": ref(
+                                schemas.GoogleError if google_route else schemas.Error)}},
                         }
                         for code, text in ERRORS.items()
                     },
                 },
-            }
-            if request:
+            }  # fmt: skip
+            if r.doc.request:
                 op["requestBody"] = {
                     "required": True,
-                    "content": {"application/json": {"schema": schema_ref(request)}},
+                    "content": {"application/json": {"schema": ref(r.doc.request)}},
                 }
-            item[method.lower()] = op
+            paths.setdefault(template, {})[method.lower()] = op
     return {
         "openapi": "3.1.0",
         "info": {
             "title": "prodml serve",
             "version": "1",
-            "description": "A local prediction service speaking the TF Serving REST API and the ML Engine (ml v1) and Vertex AI (aiplatform v1) predict routes.",
+            "description": "A local prediction service speaking the TF Serving REST API and the "
+            "ML Engine (ml v1) and Vertex AI (aiplatform v1) predict routes.",
         },
         "servers": [{"url": "/"}],
         "paths": paths,
-        "components": {"schemas": SCHEMAS},
+        "components": {"schemas": defs.get("$defs", {})},
     }

@@ -3,8 +3,9 @@
     prodml serve --model babyweight=runs/.../export [--model other=DIR] [--port 8501]
 
 ``EXPORT_DIR`` is a SavedModel directory or a TF-Serving-style base directory of integer version
-subdirectories (all are loaded; the highest takes the traffic). The HTTP server is uvicorn
-(httptools, uvloop) running :class:`prodml.serving.app.App`; SIGTERM or SIGINT stop it
+subdirectories (all are loaded; the highest takes the traffic). ``--version-name dnn=1`` names
+version 1 ``dnn`` (``projects/<p>/models/<m>/versions/dnn``, ``/v1/models/<m>/labels/dnn``). The HTTP server is uvicorn
+(httptools, uvloop) running the Starlette app of :mod:`prodml.serving.app`; SIGTERM or SIGINT stop it
 gracefully (requests in flight are answered).
 """
 
@@ -28,9 +29,49 @@ def _model_arg(text: str) -> tuple[str, str]:
     return name, path
 
 
+def _name_arg(text: str) -> tuple[str | None, str, str]:
+    target, sep, version = text.partition("=")
+    model, _, name = target.rpartition("/")
+    if not sep or not name or not version:
+        raise argparse.ArgumentTypeError(
+            f"--version-name takes [MODEL/]NAME=VERSION (e.g. dnn=1), got {text!r}"
+        )
+    return model or None, name, version
+
+
+def version_names(models: list[str], given: list[tuple[str | None, str, str]]) -> dict:
+    """--version-name values -> {model: {name: version number}}; MODEL/ may be left out when
+    one model is served."""
+    from prodml.serving.model import check_name, version_number
+
+    names: dict[str, dict[str, int]] = {}
+    for model, name, version in given:
+        if model is None:
+            if len(models) != 1:
+                raise ValueError(
+                    f"--version-name {name}={version}: say which model, as MODEL/NAME=VERSION; serving {models}"
+                )
+            model = models[0]
+        if model not in models:
+            raise ValueError(
+                f"--version-name {model}/{name}: no --model {model!r}; serving {models}"
+            )
+        number = version_number(version)
+        if number is None:
+            raise ValueError(
+                f"--version-name {name}={version}: {version!r} is not a version number"
+            )
+        names.setdefault(model, {})[check_name(name)] = number
+    return names
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", action="append", type=_model_arg, required=True,
                         metavar="NAME=EXPORT_DIR", help="a model to serve (repeatable)")  # fmt: skip
+    parser.add_argument("--version-name", action="append", type=_name_arg, default=[],
+                        metavar="[MODEL/]NAME=VERSION",
+                        help="name a version (e.g. dnn=1): ML Engine versions/NAME, TF Serving labels/NAME, "
+                             "Vertex trafficSplit keys (repeatable)")  # fmt: skip
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="port (0: any free port)")
     parser.add_argument("--port-file", help="write the bound port and URL here as JSON once ready")
@@ -42,26 +83,37 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="most instances in one request (more: 400)")  # fmt: skip
     parser.add_argument("--max-body-bytes", type=int, default=10 * 1024 * 1024,
                         help="largest request body (more: 413)")  # fmt: skip
+    parser.add_argument("--max-drain-bytes", type=int, default=64 * 1024 * 1024,
+                        help="after a 413, read and discard at most this much of the body so the client reads the answer")  # fmt: skip
 
 
 def main(args: argparse.Namespace) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import uvicorn
 
-    from prodml.serving.app import App, Options, Registry
+    from prodml.serving.app import Options, Registry, create_app
+    from prodml.serving.errors import InvalidInput
 
     registry = Registry(Options(max_batch_size=args.max_batch_size,
                                 batch_timeout_ms=args.batch_timeout_ms,
                                 max_instances=args.max_instances,
-                                max_body_bytes=args.max_body_bytes))  # fmt: skip
+                                max_body_bytes=args.max_body_bytes,
+                                max_drain_bytes=args.max_drain_bytes))  # fmt: skip
+    try:
+        names = version_names([name for name, _ in args.model], args.version_name)
+    except (ValueError, InvalidInput) as exc:
+        print(f"prodml serve: {exc}", file=sys.stderr)
+        return 2
     for name, path in args.model:
         try:
-            model = registry.add_model(name, path)
-        except (FileNotFoundError, ValueError, OSError) as exc:
+            model = registry.add_model(name, path, names.get(name))
+        except (FileNotFoundError, ValueError, OSError, InvalidInput) as exc:
             print(f"prodml serve: cannot load model {name!r}: {exc}", file=sys.stderr)
             return 2
         print(
-            f"prodml serve: model {name!r} versions {sorted(model.versions)} from {path}",
+            f"prodml serve: model {name!r} versions {sorted(model.versions)}"
+            + (f" names {model.labels}" if model.labels else "")
+            + f" from {path}",
             flush=True,
         )
 
@@ -79,7 +131,7 @@ def main(args: argparse.Namespace) -> int:
     # 5 s): Google's API clients and requests.Session reuse a connection after a pause, and a
     # server that has closed it meanwhile turns their next POST into a broken pipe.
     config = uvicorn.Config(
-        App(registry),
+        create_app(registry),
         loop="auto",
         http="auto",
         lifespan="on",
