@@ -95,11 +95,24 @@ def read_csv(path: str, config, explicit: list[SchemaField] | None, con) -> Stag
         width = len(head[min(skip or 0, len(head) - 1)])
         names = [f"c{i}" for i in range(width)]
     errors: list[dict] = []
+    # pyarrow numbers records, not lines: with quoted newlines a record spans several lines, so
+    # map each record to the line it starts on (BigQuery reports lines)
+    starts = (
+        _record_lines(path, delimiter, quote_char, config.encoding or "utf-8")
+        if config.allow_quoted_newlines
+        else None
+    )
+
+    def line_of(record: int) -> int:
+        return starts[record - 1] if starts and record <= len(starts) else record
+
+    bad_records: set[int] = set()
 
     def invalid(row):
+        bad_records.add(row.number)
         errors.append(
             error(
-                f"{path} line {row.number}",
+                f"{path} line {line_of(row.number)}",
                 f"Too {'many' if row.actual_columns > row.expected_columns else 'few'} columns: "
                 f"expected {row.expected_columns} column(s) but got {row.actual_columns}: "
                 f"{row.text[:80]!r}",
@@ -127,12 +140,11 @@ def read_csv(path: str, config, explicit: list[SchemaField] | None, con) -> Stag
             null_values=[config.null_marker or ""],
         ),
     )
-    bad_lines = {int(e["location"].rsplit(" ", 1)[1]) for e in errors}
-    lines, line = [], (skip or 0)
+    lines, record = [], (skip or 0)
     while len(lines) < table.num_rows:
-        line += 1
-        if line not in bad_lines:
-            lines.append(f"{path} line {line}")
+        record += 1
+        if record not in bad_records:
+            lines.append(f"{path} line {line_of(record)}")
     table = table.append_column(LOCATION, pa.array(lines, pa.string()))
     if explicit:
         return Staged(table, errors, explicit)
@@ -158,6 +170,24 @@ def read_csv(path: str, config, explicit: list[SchemaField] | None, con) -> Stag
     table = table.rename_columns([*final, LOCATION])
     schema = [SchemaField(n, t.field_type) for n, t in zip(final, types, strict=True)]
     return Staged(table, errors, schema)
+
+
+def _record_lines(path: str, delimiter: str, quote_char, encoding: str) -> list[int]:
+    """The line (1-based) each CSV record starts on, records in file order."""
+    starts = []
+    with open(path, newline="", encoding=encoding) as f:
+        reader = csv.reader(
+            f,
+            delimiter=delimiter,
+            quotechar=quote_char or None,
+            quoting=csv.QUOTE_MINIMAL if quote_char else csv.QUOTE_NONE,
+        )
+        previous = 0
+        for record in reader:
+            if record:  # pyarrow skips empty lines and does not number them
+                starts.append(previous + 1)
+            previous = reader.line_num
+    return starts
 
 
 _AUTONAME = {

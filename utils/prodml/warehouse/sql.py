@@ -371,12 +371,9 @@ def _refuse_by_tokens(sql: str) -> None:
             and (i == 0 or tokens[i - 1].token_type != TokenType.DOT)
             and _duckdb_only_function(tok.text)
         ):
-            raise UnsupportedSQL(
-                NOT_BIGQUERY.format(
-                    construct=f"{tok.text.lower()}()",
-                    hint="; load files with client.load_table_from_uri(...)",
-                )
-            )
+            reads_files = tok.text.lower().startswith(("read_", "glob", "parquet_", "sniff_"))
+            hint = "; load files with client.load_table_from_uri(...)" if reads_files else ""
+            raise UnsupportedSQL(NOT_BIGQUERY.format(construct=f"{tok.text.lower()}()", hint=hint))
 
 
 def _reject(tree: exp.Expression, sql: str) -> None:
@@ -470,6 +467,9 @@ def translate(sql: str, project: str) -> list[Statement]:
         first = err.errors[0] if err.errors else {}
         where = f" at [{first['line']}:{first['col']}]" if first.get("line") else ""
         description = strip_ansi(first.get("description") or str(err)).split(". Line ")[0]
+        description = re.sub(
+            r"<Token token_type: [^,]+, text: (.*?), line: .*?>", r'"\1"', description
+        )
         raise UnsupportedSQL(f"Syntax error: {description}{where}") from None
     statements = []
     views = 0
