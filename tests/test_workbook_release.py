@@ -20,12 +20,14 @@ def test_release_writes_stubs_and_removes_hidden_tests(tmp_path):
     assert "generated" in (lab.parent / "README.md").read_text()
 
     helper = (lab / "helper.py").read_text()
-    assert helper.endswith("    # TODO 1: return the sum of a and b\n" + STUB1)
+    todo = "    # TODO 1: return the sum of a and b\n    # Graded by: check-add\n"
+    assert helper.endswith(todo + STUB1)  # the stub quotes the goal, not the whole block
     assert "return a + b" not in helper and "SOLUTION" not in helper
     ast.parse(helper)
 
     html = (lab / "index.html").read_text()
-    assert '<!-- TODO 3: add a paragraph with id "answer" holding 42 -->\n  </body>' in html
+    todo3 = '<!-- TODO 3: add a paragraph with id "answer" holding 42. Graded by: check-scale -->'
+    assert f"{todo3}\n  </body>" in html
     assert 'id="answer"' not in html.replace('with id "answer"', "")
     assert "SOLUTION" not in html
 
@@ -36,6 +38,7 @@ def test_release_writes_stubs_and_removes_hidden_tests(tmp_path):
         "def scale(values, factor):\n"
         '    """Multiply every value by factor."""\n'
         "    # TODO 2: return a list with every value multiplied by factor\n"
+        "    # Graded by: check-scale, check-doubled\n"
         '    raise NotImplementedError("TODO 2: return a list with every value multiplied by factor")'
     )
     assert cells["check-scale"].source == "assert scale([1, 2], 3) == [3, 6]"
@@ -119,9 +122,9 @@ def test_bad_markers_name_file_and_line(source, line, message):
 def test_bad_markers_in_notebooks_html_and_other_files(tmp_path):
     solution, lab = make_lab(tmp_path)
     nb = notebooks.read(solution / NOTEBOOK)
-    nb.cells[8].source = nb.cells[8].source.replace("    # END SOLUTION", "")
+    nb.cells[10].source = nb.cells[10].source.replace("    # END SOLUTION", "")
     notebooks.write(nb, solution / NOTEBOOK)
-    with pytest.raises(release.ReleaseError, match=r"01_tinylab.ipynb cell 9 line:4: BEGIN"):
+    with pytest.raises(release.ReleaseError, match=r"01_tinylab.ipynb cell 11 line:5: BEGIN"):
         release.generate(solution.parent)
 
     with pytest.raises(release.ReleaseError, match=r"page.html:2: BEGIN SOLUTION must follow"):

@@ -22,7 +22,7 @@ def test_pristine_lab_lists_every_todo_open(tmp_path):
     _, lab = make_lab(tmp_path)
     assert _rows(todo.find_todos(lab)) == [
         ("helper.py", None, 6, *TEXTS[0], False),
-        (NOTEBOOK, 9, 3, *TEXTS[1], False),
+        (NOTEBOOK, 11, 3, *TEXTS[1], False),
         ("index.html", None, 6, *TEXTS[2], False),
     ]
 

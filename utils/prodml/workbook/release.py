@@ -4,14 +4,14 @@ Every file of ``solutions/<lab>/`` is copied to ``labs/<lab>/``, except that
 
 * in ``.py`` files and notebook code cells each ``# BEGIN SOLUTION`` ... ``# END SOLUTION``
   region becomes ``raise NotImplementedError("TODO n: ...")`` at the region's indentation,
-  quoting the ``# TODO n: ...`` line that must precede it (and stays);
+  quoting the goal of the ``# TODO n: ...`` block that must precede it (and stays);
 * in ``.html`` files each ``<!-- BEGIN SOLUTION -->`` ... ``<!-- END SOLUTION -->`` region is
   removed (the ``<!-- TODO n: ... -->`` comment before it stays);
 * ``# BEGIN HIDDEN TESTS`` ... ``# END HIDDEN TESTS`` regions are removed;
 * notebooks lose their outputs and execution counts, and their Colab badge points at ``labs/``.
 
-Generated Python must parse; unbalanced, nested or unannounced markers are errors naming the
-file and line. ``labs/README.md`` says the folder is generated. ``--check`` regenerates in
+Generated Python must parse; unbalanced, nested or unannounced markers are errors
+naming the file and line. ``labs/README.md`` says the folder is generated. ``--check`` regenerates in
 memory and fails when ``labs/`` differs (stale, missing or extra files).
 """
 
@@ -24,7 +24,7 @@ import re
 import shutil
 from pathlib import Path
 
-from prodml.workbook import notebooks
+from prodml.workbook import conventions, notebooks
 
 PY_TODO = re.compile(r"^\s*#\s*TODO\s+(\d+)\s*:\s*(.*?)\s*$")
 HTML_TODO = re.compile(r"^\s*<!--\s*TODO\s+(\d+)\s*:\s*(.*?)\s*-->\s*$")
@@ -118,7 +118,7 @@ def _strip(source: str, where: str, *, html: bool = False) -> str:
                         f"{where}:{number}: BEGIN SOLUTION must follow a '{wanted}' line"
                     )
                 if not html:
-                    text = f"TODO {todo[0]}: {todo[1]}"
+                    text = f"TODO {todo[0]}: {conventions.goal(todo[1])}"
                     newline = "\n" if line.endswith("\n") else ""
                     stub = f"raise NotImplementedError({json.dumps(text, ensure_ascii=False)})"
                     out.append(f"{match.group(1)}{stub}{newline}")

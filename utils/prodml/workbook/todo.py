@@ -21,7 +21,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from prodml.workbook import notebooks, release
+from prodml.workbook import conventions, notebooks, release
 
 SUFFIXES = (".py", ".ipynb", ".html", ".htm")
 
@@ -61,7 +61,7 @@ def _python(source: str) -> list[tuple[int, int, str, bool]]:
             text, end = release.todo_continuation(lines, index)
             following = _next_line(lines, end - 1)
             done = not following.startswith("raise NotImplementedError")
-            found.append((index + 1, int(match.group(1)), text, done))
+            found.append((index + 1, int(match.group(1)), conventions.goal(text), done))
     return found
 
 
@@ -97,7 +97,7 @@ def _html(path: Path, source: str) -> list[tuple[int, int, str, bool]]:
             done = following != pristine[number]
         else:
             done = False
-        found.append((index + 1, number, match.group(2), done))
+        found.append((index + 1, number, conventions.goal(match.group(2)), done))
     return found
 
 
