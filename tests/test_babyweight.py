@@ -12,13 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from prodml.babyweight import data
-
-COURSE_INSTANCE = {
-    "is_male": "True",
-    "mother_age": 26.0,
-    "plurality": "Single(1)",
-    "gestation_weeks": 39,
-}
+from prodml.babyweight.contract import COURSE_INSTANCE
 
 
 def raw_rows() -> pd.DataFrame:
@@ -221,7 +215,7 @@ def test_model_preprocessing_maps_unknown_strings_to_oov():
         plurality=tf.constant(["Single(1)", "Sextuplets(6)"]),
         gestation_weeks=tf.constant([39.0, 39.0]),
     )["weight"]
-    assert out.shape == (2,) and np.isfinite(out.numpy()).all()
+    assert out.shape == (2, 1) and np.isfinite(out.numpy()).all()
     assert model.output_names == ["weight"]
 
 
@@ -270,7 +264,10 @@ def test_smoke_training_run_exports_both_signatures(tmp_path):
     inputs = serving.structured_input_signature[1]
     assert {k: v.dtype for k, v in inputs.items()} == expected
     assert all(v.shape.as_list() == [None] for v in inputs.values())
-    assert set(serving.structured_outputs) == {"weight"}
+    # the course model's output shape: one weight per instance in a one-element list
+    assert {k: v.shape.as_list() for k, v in serving.structured_outputs.items()} == {
+        "weight": [None, 1]
+    }
     keyed = loaded.signatures["keyed"]
     assert {k: v.dtype for k, v in keyed.structured_input_signature[1].items()} == {
         **expected,
@@ -280,11 +277,11 @@ def test_smoke_training_run_exports_both_signatures(tmp_path):
 
     tensors = {k: tf.constant([COURSE_INSTANCE[k]], dtype=inputs[k].dtype) for k in inputs}
     weight = serving(**tensors)["weight"].numpy()
-    assert weight.shape == (1,) and 5.0 < weight[0] < 10.0
+    assert weight.shape == (1, 1) and 5.0 < weight[0, 0] < 10.0
     batch = {k: tf.concat([v, v], axis=0) for k, v in tensors.items()}
     answer = keyed(**batch, key=tf.constant(["a-1", "b-2"]))
     assert answer["key"].numpy().tolist() == [b"a-1", b"b-2"]
-    np.testing.assert_allclose(answer["weight"].numpy(), [weight[0]] * 2, rtol=1e-5)
+    np.testing.assert_allclose(answer["weight"].numpy(), [[weight[0, 0]]] * 2, rtol=1e-5)
 
     metrics = json.loads((out / "metrics.json").read_text())
     assert 0.9 < metrics["rmse"] < 2.0 and 0.9 < metrics["noise_floor"] < 1.2

@@ -7,16 +7,10 @@ from pathlib import Path
 import pytest
 import requests
 from prodml import serving
+from prodml.babyweight.contract import COURSE_INSTANCE
 from support import google_api
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
-
-COURSE_INSTANCE = {
-    "is_male": "True",
-    "mother_age": 26.0,
-    "plurality": "Single(1)",
-    "gestation_weeks": 39,
-}
 
 
 def test_serves_the_babyweight_smoke_export(babyweight_export):
@@ -37,16 +31,17 @@ def test_serves_the_babyweight_smoke_export(babyweight_export):
             json={"instances": [COURSE_INSTANCE]},
             timeout=30,
         ).json()
-        assert 4.0 < tfs["predictions"][0] < 11.0  # pounds, even after a one-epoch smoke run
+        # the course model's shape [None, 1]: a one-element list per instance
+        assert len(tfs["predictions"]) == 1 and len(tfs["predictions"][0]) == 1
+        weight = tfs["predictions"][0][0]
+        assert 4.0 < weight < 11.0  # pounds, even after a one-epoch smoke run
 
         keyed = {"signature_name": "keyed", "instances": [{**COURSE_INSTANCE, "key": "b1"}]}
         out_keyed = requests.post(
             f"{server.url}/v1/models/babyweight:predict", json=keyed, timeout=30
         ).json()
         assert out_keyed["predictions"][0]["key"] == "b1"
-        assert out_keyed["predictions"][0]["weight"] == pytest.approx(
-            tfs["predictions"][0], rel=1e-5
-        )
+        assert out_keyed["predictions"][0]["weight"] == [pytest.approx(weight, rel=1e-5)]
 
         api = google_api("ml", "v1", server.url)
         prediction = (
@@ -57,6 +52,5 @@ def test_serves_the_babyweight_smoke_export(babyweight_export):
             )
             .execute()
         )
-        assert prediction["predictions"][0]["weight"] == pytest.approx(
-            tfs["predictions"][0], rel=1e-5
-        )
+        # the course's client code, unchanged: response['predictions'][0]['weight'][0]
+        assert prediction["predictions"][0]["weight"][0] == pytest.approx(weight, rel=1e-5)

@@ -14,12 +14,14 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
-SOURCE_TABLE = "bigquery-public-data.samples.natality"
-
-LABEL = "weight_pounds"
-FEATURES = ("is_male", "mother_age", "plurality", "gestation_weeks")
-STRING_FEATURES = ("is_male", "plurality")
-NUMERIC_FEATURES = ("mother_age", "gestation_weeks")
+from prodml.babyweight.contract import (
+    CLEAN_CONDITIONS,
+    FEATURES,
+    LABEL,
+    NUMERIC_FEATURES,
+    REQUIRED,
+    TABLE,
+)
 
 #: plurality 1..5 as the course spells it, then the value used when the count is unknown.
 PLURALITIES = (
@@ -35,16 +37,13 @@ MULTIPLE = PLURALITIES[-1]
 GENDERS = ("True", "False", "Unknown")
 UNKNOWN = GENDERS[-1]
 
-#: natality codes an unknown gestation as 99 weeks; the query keeps gestation_weeks < 99.
-UNKNOWN_GESTATION = 99
-
 SPLITS = ("train", "eval")
 #: The course's split: hash the (year, month) pair so that a month never lands in both splits.
 HASHMONTH = "ABS(MOD(FARM_FINGERPRINT(CONCAT(CAST(year AS STRING), CAST(month AS STRING))), 4))"
 _SPLIT_CONDITION = {"train": f"{HASHMONTH} < 3", "eval": f"{HASHMONTH} = 3"}
 
 
-def query(split: str | None = None, limit: int | None = None, table: str = SOURCE_TABLE) -> str:
+def query(split: str | None = None, limit: int | None = None, table: str = TABLE) -> str:
     """The course's query on natality (BigQuery Standard SQL), optionally one split of it.
 
     ``split`` is ``"train"`` (hashmonth 0, 1, 2: about 75 % of the rows), ``"eval"``
@@ -55,14 +54,7 @@ def query(split: str | None = None, limit: int | None = None, table: str = SOURC
         raise ValueError(f"unknown split {split!r}: choose one of {', '.join(SPLITS)} or None")
     if limit is not None and (not isinstance(limit, int | np.integer) or limit <= 0):
         raise ValueError(f"limit must be a positive integer or None, got {limit!r}")
-    where = [
-        "year > 2000",
-        f"{LABEL} > 0",
-        "mother_age > 0",
-        "plurality > 0",
-        "gestation_weeks > 0",
-        f"gestation_weeks < {UNKNOWN_GESTATION}",
-    ]
+    where = list(CLEAN_CONDITIONS)
     if split is not None:
         where.append(_SPLIT_CONDITION[split])
     sql = (
@@ -88,9 +80,7 @@ def query(split: str | None = None, limit: int | None = None, table: str = SOURC
     return sql
 
 
-def read(
-    split: str, limit: int | None = None, client=None, table: str = SOURCE_TABLE
-) -> pd.DataFrame:
+def read(split: str, limit: int | None = None, client=None, table: str = TABLE) -> pd.DataFrame:
     """Run :func:`query` for one split through the warehouse; raw natality columns."""
     if client is None:
         from prodml import warehouse
@@ -145,7 +135,7 @@ def features(record: Mapping) -> dict:
     ``record`` needs ``mother_age``, ``plurality`` and ``gestation_weeks``; ``is_male`` may be
     missing or None (unknown). Other keys (the label, a key) are kept as they are.
     """
-    missing = [f for f in ("mother_age", "plurality", "gestation_weeks") if f not in record]
+    missing = [f for f in REQUIRED if f not in record]
     if missing:
         raise ValueError(f"record is missing feature(s) {missing}; it has {sorted(record)}")
     out = dict(record)

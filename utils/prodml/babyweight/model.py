@@ -109,20 +109,25 @@ KEYED_SIGNATURE = [*SERVING_SIGNATURE, tf.TensorSpec([None], tf.string, name="ke
 
 
 def serving_fn(model: keras.Model):
-    """``serving_default``: the four features -> ``{"weight": float32 [None]}``."""
+    """``serving_default``: the four features -> ``{"weight": float32 [None, 1]}``.
+
+    The output keeps the Keras model's shape ``[None, 1]``, as the course's model had: TF Serving
+    and ML Engine answer ``{"weight": [6.43]}`` per instance and the course's client code reads
+    ``prediction["weight"][0]``."""
 
     @tf.function(input_signature=SERVING_SIGNATURE)
     def serve(is_male, mother_age, plurality, gestation_weeks):
         features = dict(
             zip(FEATURES, (is_male, mother_age, plurality, gestation_weeks), strict=True)
         )
-        return {"weight": tf.squeeze(model(features, training=False), axis=-1)}
+        return {"weight": model(features, training=False)}
 
     return serve
 
 
 def keyed_fn(model: keras.Model):
-    """``keyed``: the four features and a ``key`` -> ``{"weight", "key"}`` (key passed through)."""
+    """``keyed``: the four features and a ``key`` -> ``{"weight": [None, 1], "key": [None]}``
+    (key passed through)."""
 
     @tf.function(input_signature=KEYED_SIGNATURE)
     def serve_keyed(is_male, mother_age, plurality, gestation_weeks, key):
@@ -130,7 +135,7 @@ def keyed_fn(model: keras.Model):
             zip(FEATURES, (is_male, mother_age, plurality, gestation_weeks), strict=True)
         )
         return {
-            "weight": tf.squeeze(model(features, training=False), axis=-1),
+            "weight": model(features, training=False),
             "key": tf.identity(key),
         }
 

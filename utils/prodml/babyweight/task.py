@@ -28,8 +28,8 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from prodml import config  # noqa: E402
-from prodml.babyweight import data  # noqa: E402
+from prodml import config, savedmodel  # noqa: E402
+from prodml.babyweight import contract, data  # noqa: E402
 from prodml.babyweight import model as babyweight_model  # noqa: E402
 
 #: Defaults: reach the generator's noise floor within 10 % in a few minutes on 2 cores.
@@ -37,13 +37,8 @@ DEFAULTS = {"rows": 400_000, "epochs": 4, "batch_size": 512, "seed": 42}
 #: --smoke: tiny data, one epoch; it only proves the pipeline trains and exports.
 SMOKE = {"rows": 20_000, "epochs": 1, "batch_size": 256}
 
-#: The course's instance, as the front-end sends it.
-COURSE_INSTANCE = {
-    "is_male": "True",
-    "mother_age": 26.0,
-    "plurality": "Single(1)",
-    "gestation_weeks": 39,
-}
+#: The course's instance, as the front-end sends it (kept here for older imports).
+COURSE_INSTANCE = contract.COURSE_INSTANCE
 
 
 def ensure_natality(rows: int, seed: int, client=None) -> str:
@@ -125,25 +120,17 @@ def export(model: keras.Model, export_base: str | Path) -> str:
     ``export_base/<version>/`` and return that path. The version is the unix time, or one more
     than the newest version already there, so versions only ever increase."""
     base = str(export_base).rstrip("/")
-    versions = [
-        int(v.rstrip("/"))
-        for v in (tf.io.gfile.listdir(base) if tf.io.gfile.isdir(base) else [])
-        if v.rstrip("/").isdigit()
-    ]
-    version = max([int(time.time()), *(v + 1 for v in versions)])
+    version = savedmodel.next_version(base, at_least=int(time.time()))
     path = f"{base}/{version}"
     tf.saved_model.save(model, path, signatures=babyweight_model.signatures(model))
     return path
 
 
-def predict_instance(export_path: str, instance: dict = COURSE_INSTANCE) -> float:
-    """One instance through the exported ``serving_default`` signature."""
-    serve = tf.saved_model.load(export_path).signatures["serving_default"]
-    specs = serve.structured_input_signature[1]
-    tensors = {
-        name: tf.constant([instance[name]], dtype=spec.dtype) for name, spec in specs.items()
-    }
-    return float(serve(**tensors)["weight"].numpy()[0])
+def predict_instance(export_path: str, instance: dict = contract.COURSE_INSTANCE) -> float:
+    """One instance through the exported ``serving_default`` signature: the weight in pounds
+    (the signature answers ``{"weight": [w]}`` per instance, the course model's shape)."""
+    serve = savedmodel.load_signature(export_path)
+    return float(savedmodel.predict_rows(serve, [instance])[0]["weight"][0])
 
 
 def _output_dir(output_dir: str | Path) -> Path:

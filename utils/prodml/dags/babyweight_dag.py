@@ -87,14 +87,13 @@ def deploy_model(export_path: str) -> str:
     TF Serving (and ``prodml serve``) serve the highest numbered version under the base path
     (``<storage>/models/babyweight``), so deploying is a copy; rolling back is deleting it.
     """
-    from prodml import storage
+    from prodml import savedmodel, storage
 
     fs = storage.filesystem(export_path)
     base = storage.path("models", "babyweight")
     fs.makedirs(base, exist_ok=True)
-    existing = [p.rstrip("/").rsplit("/", 1)[-1] for p in fs.ls(base, detail=False)]
-    newest = max([0, *(int(v) for v in existing if v.isdigit())])
-    version = max(newest + 1, int(export_path.rstrip("/").rsplit("/", 1)[-1]))
+    exported = export_path.rstrip("/").rsplit("/", 1)[-1]
+    version = savedmodel.next_version(base, at_least=int(exported) if exported.isdigit() else 1)
     target = f"{base}/{version}"
     fs.copy(export_path.rstrip("/") + "/", target, recursive=True)
     print(f"deployed {export_path} as {target}")

@@ -21,7 +21,7 @@ import numpy as np
 from apache_beam.metrics import Metrics
 from apache_beam.ml.inference.base import ModelHandler, PredictionResult
 
-from prodml import babyweight
+from prodml import babyweight, savedmodel
 
 NAMESPACE = "prodml.pipelines"
 OUTPUT = "weight"
@@ -43,51 +43,10 @@ if not any(isinstance(f, _BeamMemoryWarning) for f in logging.getLogger().filter
 def resolve_export(export_dir: str | Path) -> str:
     """The SavedModel folder: ``export_dir`` itself when it holds ``saved_model.pb``, else its
     newest numbered version (``export_dir/<int>/``), as TF Serving picks it."""
-    import tensorflow as tf
-
-    path = str(export_dir).rstrip("/")
-    if tf.io.gfile.exists(f"{path}/saved_model.pb"):
-        return path
-    if not tf.io.gfile.isdir(path):
-        raise FileNotFoundError(f"no SavedModel at {path!r}: the folder does not exist")
-    versions = [v.rstrip("/") for v in tf.io.gfile.listdir(path) if v.rstrip("/").isdigit()]
-    versions = [v for v in versions if tf.io.gfile.exists(f"{path}/{v}/saved_model.pb")]
-    if not versions:
-        raise FileNotFoundError(
-            f"no SavedModel at {path!r}: neither saved_model.pb nor numbered version folders"
-        )
-    return f"{path}/{max(versions, key=int)}"
+    return str(savedmodel.resolve(export_dir))
 
 
-class _Signature:
-    """A loaded signature and the object that owns its variables (kept alive together)."""
-
-    def __init__(self, path: str, name: str):
-        import tensorflow as tf
-
-        self.loaded = tf.saved_model.load(path)
-        if name not in self.loaded.signatures:
-            raise KeyError(
-                f"SavedModel {path!r} has no signature {name!r}; it has "
-                f"{sorted(self.loaded.signatures)}"
-            )
-        self.fn = self.loaded.signatures[name]
-        self.specs = self.fn.structured_input_signature[1]
-        self.path = path
-
-    def __call__(self, rows: Sequence[dict]) -> np.ndarray:
-        import tensorflow as tf
-
-        tensors = {}
-        for name, spec in self.specs.items():
-            values = [row[name] for row in rows]
-            if spec.dtype == tf.string:
-                values = [str(v) for v in values]
-            tensors[name] = tf.constant(values, dtype=spec.dtype)
-        return self.fn(**tensors)[OUTPUT].numpy()
-
-
-class SavedModelHandler(ModelHandler[dict, PredictionResult, _Signature]):
+class SavedModelHandler(ModelHandler[dict, PredictionResult, savedmodel.Signature]):
     """RunInference handler: feature dicts -> ``PredictionResult(example, weight)``.
 
     ``export_dir`` is a SavedModel folder or an export base holding numbered versions;
@@ -106,16 +65,18 @@ class SavedModelHandler(ModelHandler[dict, PredictionResult, _Signature]):
         self.export_dir, self.signature = str(export_dir), signature
         self.min_batch_size, self.max_batch_size = min_batch_size, max_batch_size
 
-    def load_model(self) -> _Signature:
-        return _Signature(resolve_export(self.export_dir), self.signature)
+    def load_model(self) -> savedmodel.Signature:
+        return savedmodel.load_signature(self.export_dir, self.signature)
 
     def run_inference(
-        self, batch: Sequence[dict], model: _Signature, inference_args: dict | None = None
+        self, batch: Sequence[dict], model: savedmodel.Signature, inference_args: dict | None = None
     ) -> Iterable[PredictionResult]:
-        weights = model(batch)
+        # one weight per row whether the output is [None] or the course model's [None, 1]
+        weights = np.asarray(savedmodel.predict_columns(model, batch)[OUTPUT]).reshape(len(batch))
+        model_id = str(model.path)
         return [
-            PredictionResult(example, float(w), model_id=model.path)
-            for example, w in zip(batch, weights, strict=True)
+            PredictionResult(example, w, model_id=model_id)
+            for example, w in zip(batch, weights.tolist(), strict=True)
         ]
 
     def batch_elements_kwargs(self) -> dict:
