@@ -1,3 +1,4 @@
+import os
 from pathlib import Path
 
 import pytest
@@ -25,13 +26,25 @@ def test_environment_selects_bigquery(run_dir, monkeypatch):
 
 def test_configure_overrides_environment_and_is_inherited(run_dir, monkeypatch):
     monkeypatch.setenv("PRODML_WAREHOUSE", "duckdb")
+    monkeypatch.delenv("GOOGLE_CLOUD_PROJECT", raising=False)
     s = config.configure(warehouse="bigquery", project="p1", storage=None)
     assert s.warehouse == "bigquery" and s.project == "p1"
-    import os
-
-    assert os.environ["PRODML_WAREHOUSE"] == "bigquery"
+    assert os.environ["PRODML_WAREHOUSE"] == "bigquery"  # what subprocesses inherit
+    assert os.environ["GOOGLE_CLOUD_PROJECT"] == "p1"
     config.reset()
-    assert "GOOGLE_CLOUD_PROJECT" not in os.environ or os.environ["GOOGLE_CLOUD_PROJECT"] != "p1"
+    assert os.environ["PRODML_WAREHOUSE"] == "duckdb"  # the value set before configure()
+    assert "GOOGLE_CLOUD_PROJECT" not in os.environ  # unset before, unset again
+    assert config.settings().warehouse == "duckdb"
+
+
+def test_reset_gives_back_the_project_the_user_had_set(run_dir, monkeypatch):
+    monkeypatch.setenv("GOOGLE_CLOUD_PROJECT", "users-own-project")
+    config.configure(project="notebook-project")
+    config.configure(project="second-notebook-project")
+    assert config.settings().project == "second-notebook-project"
+    config.reset()
+    assert os.environ["GOOGLE_CLOUD_PROJECT"] == "users-own-project"
+    assert config.settings().project == "users-own-project"
 
 
 @pytest.mark.parametrize(

@@ -191,3 +191,26 @@ def test_bad_input_errors(schema, train):
         v.statistics(pd.concat([train, train], axis=1))
     with pytest.raises(ValueError, match="supported types"):
         v.infer_schema(pd.DataFrame({"when": pd.to_datetime(["2020-01-01"]).astype(object)}))
+
+
+def test_an_int_column_treated_as_categorical_validates_its_own_data(train):
+    # the bug: infer_schema(categorical=[an int column]) recorded type "string", so validate()
+    # reported "wrong type" on the very data the schema was learnt from
+    schema = v.infer_schema(train, categorical=["cigarettes"])
+    cigarettes = schema["cigarettes"]
+    assert (cigarettes.type, cigarettes.categorical) == ("int", True)
+    assert cigarettes.domain == ["0", "1", "2"] and cigarettes.min is None
+    assert schema.to_frame().loc["cigarettes", "type"] == "int (categorical)"
+    found = v.validate(train, schema)
+    assert found.ok, str(found)
+    measured = found.distances.set_index("feature").loc["cigarettes"]
+    assert (measured.metric, measured.value) == ("l_infinity", 0.0)
+    # compared as categories: a value never seen in training is outside the domain
+    serving = train.assign(cigarettes=train.cigarettes.where(train.index >= 50, 7))
+    assert v.validate(serving, schema, thresholds={"cigarettes": None}).for_feature(
+        "cigarettes"
+    ) == ["unexpected values"]
+    # and text where the ints were is still the wrong type
+    as_text = train.assign(cigarettes=train.cigarettes.astype(str))
+    assert v.validate(as_text, schema).for_feature("cigarettes") == ["wrong type"]
+    assert v.Schema.from_dict(schema.to_dict())["cigarettes"].categorical is True

@@ -34,6 +34,9 @@ _ENV = {
 }
 
 _overrides: dict[str, str] = {}
+#: the environment variables' values before configure() first set them (None: unset), so that
+#: reset() gives back what the user had rather than deleting it
+_environ_before: dict[str, str | None] = {}
 
 
 @dataclass(frozen=True)
@@ -115,6 +118,7 @@ def configure(**values: object) -> Settings:
     for name, value in values.items():
         if value is None:
             continue
+        _environ_before.setdefault(name, os.environ.get(_ENV[name]))
         _overrides[name] = str(value)
         os.environ[_ENV[name]] = str(value)  # subprocesses (trainer, server, Airflow) inherit
     current = settings()
@@ -123,9 +127,14 @@ def configure(**values: object) -> Settings:
 
 
 def reset() -> None:
-    """Forget :func:`configure` overrides (tests)."""
-    for name in _overrides:
-        os.environ.pop(_ENV[name], None)
+    """Forget :func:`configure` overrides (tests): each environment variable it set is given
+    back the value it had before (or removed when it had none)."""
+    for name, before in _environ_before.items():
+        if before is None:
+            os.environ.pop(_ENV[name], None)
+        else:
+            os.environ[_ENV[name]] = before
+    _environ_before.clear()
     _overrides.clear()
 
 

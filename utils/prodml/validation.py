@@ -72,8 +72,6 @@ DEFAULT_THRESHOLDS: dict[str, float] = {
     "out_of_domain": 0.0,  # fraction of categorical values outside the training domain
     "out_of_range": 0.01,  # fraction of numeric values outside the training [min, max]
 }
-_DISTANCE_KEY = {"string": "l_infinity", "bool": "l_infinity", "int": "jensen_shannon"}
-_DISTANCE_KEY["float"] = "jensen_shannon"
 _TOP = 5
 
 
@@ -236,10 +234,13 @@ class Feature:
     max: float | None = None
     value_counts: dict[str, float] | None = None  # categorical: normalised training counts
     histogram: dict[str, list[float]] | None = None  # numeric: {"edges": [...], "counts": [...]}
+    #: compared by domain and L-infinity distance (strings, bools, and numbers named in
+    #: ``infer_schema(categorical=...)``, which keep their own ``type``); None: from the type
+    categorical: bool | None = None
 
-    @property
-    def categorical(self) -> bool:
-        return self.type in CATEGORICAL
+    def __post_init__(self):
+        if self.categorical is None:
+            self.categorical = self.type in CATEGORICAL
 
 
 @dataclass
@@ -271,7 +272,9 @@ class Schema:
             rows.append(
                 {
                     "feature": f.name,
-                    "type": f.type,
+                    "type": f"{f.type} (categorical)"
+                    if f.categorical and f.type not in CATEGORICAL
+                    else f.type,
                     "presence": round(f.presence, 4),
                     "values": f"{f.min_values}..{f.max_values}"
                     if f.min_values != f.max_values
@@ -337,7 +340,8 @@ def infer_schema(df: pd.DataFrame, categorical: Iterable[str] = ()) -> Schema:
         valency = _valency(series)
         feature = Feature(
             name=str(name),
-            type="string" if str(name) in categorical else kind,
+            type=kind,  # the values' own type, which validate() checks new data against
+            categorical=kind in CATEGORICAL or str(name) in categorical,
             presence=float(present.mean()),
             min_values=int(valency.min()) if len(valency) else 1,
             max_values=int(valency.max()) if len(valency) else 1,
@@ -507,7 +511,7 @@ def _thresholds(schema: Schema, thresholds: Mapping | None) -> dict[str, dict[st
                 raise ValueError(f"thresholds[{f.name!r}] has unknown checks {bad}")
             limits.update(given)
         elif given is not None:
-            limits[_DISTANCE_KEY[f.type]] = given
+            limits["l_infinity" if f.categorical else "jensen_shannon"] = given
         for key, value in limits.items():
             if value is not None and (not isinstance(value, int | float) or value < 0):
                 raise ValueError(
@@ -515,6 +519,102 @@ def _thresholds(schema: Schema, thresholds: Mapping | None) -> dict[str, dict[st
                 )
         resolved[f.name] = limits
     return resolved
+
+
+# One function per check. Each takes the schema's feature, the new column and the feature's
+# limits, and returns the anomalies it found as (anomaly, detail) pairs.
+
+
+def _check_type(f: Feature, series: pd.Series, lim: Mapping) -> list[tuple[str, str]]:
+    """Every present value must be of the schema type (ints are fine where floats are)."""
+    counts = _value_type_counts(series)
+    allowed = {f.type} | ({"int"} if f.type == "float" else set())
+    wrong = {k: v for k, v in counts.items() if k not in allowed}
+    if not wrong:
+        return []
+    seen = ", ".join(f"{v} {k}" for k, v in sorted(wrong.items()))
+    return [("wrong type", f"expected {f.type}; {seen} of {sum(counts.values())} values")]
+
+
+def _check_presence(f: Feature, series: pd.Series, lim: Mapping) -> list[tuple[str, str]]:
+    """The fraction of examples holding the feature must not drop by more than allowed."""
+    fraction, drop = float(_present(series).mean()), lim["presence_drop"]
+    if drop is None or fraction >= f.presence - drop:
+        return []
+    detail = f"{fraction:.1%} of examples hold it, expected {f.presence:.1%}"
+    return [("presence below expected", detail)]
+
+
+def _check_valency(f: Feature, series: pd.Series, lim: Mapping) -> list[tuple[str, str]]:
+    """Each present example holds between ``min_values`` and ``max_values`` values."""
+    valency = _valency(series)
+    if not len(valency) or (valency.min() >= f.min_values and valency.max() <= f.max_values):
+        return []
+    detail = (
+        f"{valency.min()}..{valency.max()} values per example, expected "
+        f"{f.min_values}..{f.max_values}"
+    )
+    return [("wrong number of values", detail)]
+
+
+def _check_domain(f: Feature, series: pd.Series, lim: Mapping) -> list[tuple[str, str]]:
+    """Categorical: the share of values outside the training domain."""
+    values = _categorical(series)
+    outside = values[~values.isin(f.domain or [])]
+    share = len(outside) / len(values)
+    if lim["out_of_domain"] is None or share <= lim["out_of_domain"]:
+        return []
+    shown = ", ".join(map(repr, outside.value_counts().index[:_TOP]))
+    return [("unexpected values", f"{share:.1%} of values not in domain: {shown}")]
+
+
+def _check_range(f: Feature, series: pd.Series, lim: Mapping) -> list[tuple[str, str]]:
+    """Numeric: the share of values outside the training ``[min, max]``."""
+    values = _numeric(series)
+    if f.min is None or not values.size:
+        return []
+    share = float(np.mean((values < f.min) | (values > f.max)))
+    if lim["out_of_range"] is None or share <= lim["out_of_range"]:
+        return []
+    detail = (
+        f"{share:.1%} of values outside [{f.min:g}, {f.max:g}] "
+        f"(seen {values.min():g}..{values.max():g})"
+    )
+    return [("out of range", detail)]
+
+
+def _distance(
+    f: Feature, series: pd.Series, baseline: pd.DataFrame | None
+) -> tuple[str, float | None]:
+    """The distance between the new values and the baseline (or the schema's training
+    distribution): L-infinity for categorical features, Jensen-Shannon for numeric ones.
+    ``value`` is None when there is no baseline distribution to compare with."""
+    own = baseline is not None and f.name in baseline
+    if f.categorical:
+        base = _categorical(baseline[f.name]).value_counts().to_dict() if own else f.value_counts
+        new = _categorical(series).value_counts().to_dict()
+        return "l_infinity", (l_infinity(base, new) if base else None)
+    base_values = _numeric(baseline[f.name]) if own else np.array([])
+    hist = _histogram(base_values) if base_values.size else f.histogram
+    return "jensen_shannon", (_js_on_baseline_buckets(hist, _numeric(series)) if hist else None)
+
+
+def _check_distance(
+    f: Feature, series: pd.Series, lim: Mapping, baseline: pd.DataFrame | None, measured: list
+) -> list[tuple[str, str]]:
+    """Distribution skew (or drift against ``baseline``): the distance above its threshold.
+    Every distance measured is appended to ``measured``, under its threshold or not."""
+    metric, value = _distance(f, series, baseline)
+    if value is None:
+        return []
+    limit = lim[metric]
+    measured.append({"feature": f.name, "metric": metric, "value": value, "threshold": limit})
+    if limit is None or value <= limit:
+        return []
+    label, what = (
+        ("L-infinity", "distance") if metric == "l_infinity" else ("Jensen-Shannon", "divergence")
+    )
+    return [(f"distribution skew ({label})", f"{label} {what} {value:.4f} > threshold {limit:g}")]
 
 
 def validate(
@@ -530,6 +630,10 @@ def validate(
     ``thresholds``: ``{feature: distance}`` or ``{feature: {check: value}}`` per feature, or
     ``{check: value}`` for all (checks: the keys of :data:`DEFAULT_THRESHOLDS`); ``None`` turns
     a check off.
+
+    Per feature, in order: present at all; the type (a feature of the wrong type gets no
+    further checks: distances on such values mean nothing); presence; values per example;
+    domain (categorical) or range (numeric); the distribution distance.
     """
     _check_frame(df)
     if not isinstance(schema, Schema):
@@ -537,100 +641,25 @@ def validate(
     if baseline is not None:
         _check_frame(baseline, "baseline")
     limits = _thresholds(schema, thresholds)
-    rows: list[dict] = []
-    distances: list[dict] = []
-
-    def report(feature: str, anomaly: str, detail: str) -> None:
-        rows.append({"feature": feature, "anomaly": anomaly, "detail": detail})
-
     columns = {str(c): c for c in df.columns}
-    for name in sorted(set(columns) - set(schema.features)):
-        report(name, "unexpected feature", "column is not in the schema")
-
+    rows = [
+        {"feature": name, "anomaly": "unexpected feature", "detail": "column is not in the schema"}
+        for name in sorted(set(columns) - set(schema.features))
+    ]
+    distances: list[dict] = []
     for f in schema:
-        lim = limits[f.name]
         if f.name not in columns:
-            report(f.name, "missing feature", f"expected in {f.presence:.0%} of examples")
+            detail = f"expected in {f.presence:.0%} of examples"
+            rows.append({"feature": f.name, "anomaly": "missing feature", "detail": detail})
             continue
-        series = df[columns[f.name]]
-        present = _present(series)
-
-        # types: every present value must be of the schema type (ints are fine where floats are)
-        counts = _value_type_counts(series)
-        allowed = {f.type} | ({"int"} if f.type == "float" else set())
-        wrong = {k: v for k, v in counts.items() if k not in allowed}
-        if wrong:
-            total = sum(counts.values())
-            seen = ", ".join(f"{v} {k}" for k, v in sorted(wrong.items()))
-            report(f.name, "wrong type", f"expected {f.type}; {seen} of {total} values")
-            continue  # distances on values of the wrong type mean nothing
-
-        fraction = float(present.mean())
-        drop = lim["presence_drop"]
-        if drop is not None and fraction < f.presence - drop:
-            report(
-                f.name,
-                "presence below expected",
-                f"{fraction:.1%} of examples hold it, expected {f.presence:.1%}",
-            )
-        valency = _valency(series)
-        if len(valency) and (valency.min() < f.min_values or valency.max() > f.max_values):
-            report(
-                f.name,
-                "wrong number of values",
-                f"{valency.min()}..{valency.max()} values per example, expected "
-                f"{f.min_values}..{f.max_values}",
-            )
-        if not present.any():
-            continue
-
-        if f.categorical:
-            values = _categorical(series)
-            outside = values[~values.isin(f.domain or [])]
-            share = len(outside) / len(values)
-            if lim["out_of_domain"] is not None and share > lim["out_of_domain"]:
-                shown = ", ".join(map(repr, outside.value_counts().index[:_TOP]))
-                report(f.name, "unexpected values", f"{share:.1%} of values not in domain: {shown}")
-            base = (
-                _categorical(baseline[f.name]).value_counts().to_dict()
-                if baseline is not None and f.name in baseline
-                else f.value_counts
-            )
-            metric, limit = "l_infinity", lim["l_infinity"]
-            if base:
-                value = l_infinity(base, values.value_counts().to_dict())
-        else:
-            values = _numeric(series)
-            if f.min is not None:
-                share = float(np.mean((values < f.min) | (values > f.max)))
-                if lim["out_of_range"] is not None and share > lim["out_of_range"]:
-                    report(
-                        f.name,
-                        "out of range",
-                        f"{share:.1%} of values outside [{f.min:g}, {f.max:g}] "
-                        f"(seen {values.min():g}..{values.max():g})",
-                    )
-            base_hist = (
-                _histogram(_numeric(baseline[f.name]))
-                if baseline is not None and f.name in baseline and _numeric(baseline[f.name]).size
-                else f.histogram
-            )
-            metric, limit = "jensen_shannon", lim["jensen_shannon"]
-            base = base_hist
-            if base:
-                value = _js_on_baseline_buckets(base_hist, values)
-        if base:
-            distances.append(
-                {"feature": f.name, "metric": metric, "value": value, "threshold": limit}
-            )
-            if limit is not None and value > limit:
-                label = "L-infinity" if metric == "l_infinity" else "Jensen-Shannon"
-                what = "distance" if metric == "l_infinity" else "divergence"
-                report(
-                    f.name,
-                    f"distribution skew ({label})",
-                    f"{label} {what} {value:.4f} > threshold {limit:g}",
-                )
+        series, lim = df[columns[f.name]], limits[f.name]
+        found = _check_type(f, series, lim)
+        if not found:
+            found = _check_presence(f, series, lim) + _check_valency(f, series, lim)
+            if _present(series).any():
+                found += (_check_domain if f.categorical else _check_range)(f, series, lim)
+                found += _check_distance(f, series, lim, baseline, distances)
+        rows += [{"feature": f.name, "anomaly": a, "detail": d} for a, d in found]
     table = pd.DataFrame(distances, columns=["feature", "metric", "value", "threshold"])
     return Anomalies(rows, table)
 
