@@ -336,3 +336,30 @@ def _fixture():
     from fixtures.tinylab import SOLUTIONS
 
     return SOLUTIONS / "tinylab" / NOTEBOOK
+
+
+def test_the_workflow_templates_are_valid_and_call_real_commands():
+    import shlex
+
+    import yaml
+    from fixtures.tinylab import SOLUTIONS
+
+    repo = SOLUTIONS.parents[2]
+    ci = yaml.safe_load((repo / ".github/workflows/ci.yml").read_text())
+    steps = ci["jobs"]["test"]["steps"]
+    assert any(s.get("run", "").startswith("make test") for s in steps), steps
+    assert {"push", "pull_request"} <= set(ci[True])  # YAML 1.1 reads the key `on` as True
+
+    classroom = yaml.safe_load((repo / ".github/classroom/autograding.yml").read_text())
+    assert classroom["name"] == "Autograding Tests"  # the check run Classroom reads points from
+    steps = {s.get("name"): s for s in classroom["jobs"]["run-autograding-tests"]["steps"]}
+    command = steps["Grade"]["run"].split("\n")[0].rstrip("\\") + steps["Grade"]["run"].split("\n")[
+        1
+    ].rstrip("\\")
+    argv = shlex.split(command)
+    assert argv[:2] == ["prodml", "grade"]
+    args = _args(*argv[2:])  # the flags the workflow passes are the grader's
+    assert args.lab and args.jobs == 1 and args.memory == 4
+    reporter = steps["Publish the points to GitHub Classroom"]
+    assert reporter["uses"].startswith("classroom-resources/autograding-grading-reporter@")
+    assert reporter["with"]["runners"] == "prodml" and "PRODML_RESULTS" in reporter["env"]
