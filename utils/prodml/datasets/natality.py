@@ -494,10 +494,17 @@ def schema() -> list:
     return [SchemaField(name, kind, mode=mode) for name, kind, mode in SCHEMA_SPEC]
 
 
-def public_table() -> pd.DataFrame:
+def public_table():
     """The public table at its default size, for the local warehouse's first reference to it
-    (``prodml.datasets.PUBLIC_TABLES``)."""
-    return generate()
+    (``prodml.datasets.PUBLIC_TABLES``): a pyarrow Table whose non-nullable fields are the
+    public table's REQUIRED columns."""
+    import pyarrow as pa
+
+    frame = generate()
+    types = pa.Schema.from_pandas(frame, preserve_index=False)
+    required = {name for name, _, mode in SCHEMA_SPEC if mode == "REQUIRED"}
+    schema = pa.schema([f.with_nullable(f.name not in required) for f in types])
+    return pa.Table.from_pandas(frame, schema=schema, preserve_index=False)
 
 
 def load(client=None, rows: int = 1_000_000, seed: int = 0, table: str = TABLE) -> str:

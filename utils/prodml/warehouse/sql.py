@@ -447,7 +447,14 @@ def _schema_statement(tree: exp.Create | exp.Drop, sql: str, project: str) -> St
     target = tree.this if isinstance(tree, exp.Create) else (tree.args.get("tables") or [None])[0]
     if not isinstance(target, exp.Table) or not target.db:
         raise UnsupportedSQL("CREATE/DROP SCHEMA needs a dataset name: CREATE SCHEMA dataset")
-    dataset = TableName(canonical_project(target.catalog or project), target.db, "")
+    parts = [*(target.catalog.split(".") if target.catalog else []), *target.db.split(".")]
+    if len(parts) == 1:
+        parts = [project, *parts]
+    if len(parts) != 2:
+        raise UnsupportedSQL(
+            f"a dataset is named dataset or project.dataset, not {'.'.join(parts)}"
+        )
+    dataset = TableName(canonical_project(parts[0]), parts[1], "")
     exists = " IF NOT EXISTS" if isinstance(tree, exp.Create) else " IF EXISTS"
     exists = exists if tree.args.get("exists") else ""
     if isinstance(tree, exp.Create):
