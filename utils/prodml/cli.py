@@ -19,7 +19,10 @@ COMMANDS = {
         "generate labs/ from solutions/ (--check: fail if stale)",
     ),
     "todo": ("prodml.workbook.todo", "list the TODOs left in a lab"),
-    "grade": ("prodml.workbook.grade", "execute a lab notebook and grade it against its solution"),
+    "grade": (
+        "prodml.workbook.grade",
+        "grade a lab notebook against its solution, or a class's submissions (--lab)",
+    ),
     "serve": (
         "prodml.serving.server",
         "serve SavedModels behind the TF Serving and Google Cloud prediction REST APIs",

@@ -535,7 +535,7 @@ def grade(
         merged = parameterize_notebook(merged, {"SMOKE": True})
     student_cells = {cell.get("id"): n for n, cell in enumerate(student.cells, start=1)}
 
-    base = Path(run_dir) if run_dir else None
+    base = Path(run_dir).resolve() if run_dir else None  # the kernel runs elsewhere
     if base:
         base.mkdir(parents=True, exist_ok=True)
     fresh = Path(tempfile.mkdtemp(prefix=f"grade-{notebook.stem}-", dir=base))
