@@ -88,6 +88,8 @@ def _code_in_comment(todo: Todo) -> str | None:
     comment = _squash(todo.text)
     for line in todo.solution:
         code = _squash(line.split("  #", 1)[0])
+        if re.fullmatch(r"[\w.]+,?", code):  # a bare name (an argument on its own line): words
+            continue
         if len(code) >= _MIN_CODE and not code.startswith("#") and code in comment:
             return line.strip()
     try:
