@@ -14,53 +14,72 @@ The lab composes these pieces (each a plain Beam ``PTransform``)::
             sink=pipelines.Sink(),
         )
 
-or step by step: ``ParseRecords`` (records and dead letters), ``Windowed`` (streaming),
-``Predict`` (``RunInference`` with :class:`SavedModelHandler` or :class:`HTTPModelHandler`),
-``WritePredictions`` / ``WriteDeadLetters``. See :mod:`prodml.pipelines.pipeline`.
+The modules, one job each: :mod:`~prodml.pipelines.sources` (files, the warehouse, streams),
+:mod:`~prodml.pipelines.records` (``ParseRecords``: records and dead letters),
+:mod:`~prodml.pipelines.transforms` (``Windowed`` / ``fixed_windows`` and ``LabelPanes`` for
+streams, ``Predict``: ``RunInference``), :mod:`~prodml.pipelines.inference` (the model
+handlers: :class:`SavedModelHandler` in process, :class:`HTTPModelHandler` over the prediction
+service), :mod:`~prodml.pipelines.sinks` (``WritePredictions``, ``WriteDeadLetters``,
+``WriteCounts``) and :mod:`~prodml.pipelines.pipeline` (``build_pipeline``, the counts).
 """
 
 from prodml.pipelines.inference import (
+    APIS,
     HTTPModelHandler,
     PredictionServiceError,
     SavedModelHandler,
+    prediction_url,
     resolve_export,
 )
 from prodml.pipelines.pipeline import (
-    ALLOWED_LATENESS,
-    COLUMNS,
     COUNTED,
     MODES,
-    PREDICTIONS_TABLE,
-    WINDOW_SECONDS,
     Outputs,
-    Predict,
-    Sink,
-    Source,
-    Windowed,
-    WriteDeadLetters,
-    WritePredictions,
     build_pipeline,
     count_elements,
     counts,
+    options,
+)
+from prodml.pipelines.records import ParseRecords, RecordError, check, parse
+from prodml.pipelines.sinks import (
+    PREDICTIONS_TABLE,
+    Sink,
+    WriteCounts,
+    WriteDeadLetters,
+    WritePredictions,
+)
+from prodml.pipelines.sources import (
+    Source,
     event_times,
     from_csv,
+    from_parquet,
     from_pubsub,
     from_records,
     from_warehouse,
-    options,
     replay,
+    replay_schedule,
     stream_source,
 )
-from prodml.pipelines.records import ParseRecords, RecordError, check, parse
+from prodml.pipelines.transforms import (
+    ALLOWED_LATENESS,
+    COLUMNS,
+    WINDOW_SECONDS,
+    LabelPanes,
+    Predict,
+    Windowed,
+    fixed_windows,
+)
 
 __all__ = [
     "ALLOWED_LATENESS",
+    "APIS",
     "COLUMNS",
     "COUNTED",
     "MODES",
     "PREDICTIONS_TABLE",
     "WINDOW_SECONDS",
     "HTTPModelHandler",
+    "LabelPanes",
     "Outputs",
     "ParseRecords",
     "Predict",
@@ -70,20 +89,25 @@ __all__ = [
     "Sink",
     "Source",
     "Windowed",
+    "WriteCounts",
     "WriteDeadLetters",
     "WritePredictions",
     "build_pipeline",
-    "count_elements",
     "check",
+    "count_elements",
     "counts",
     "event_times",
+    "fixed_windows",
     "from_csv",
+    "from_parquet",
     "from_pubsub",
     "from_records",
     "from_warehouse",
     "options",
     "parse",
+    "prediction_url",
     "replay",
+    "replay_schedule",
     "resolve_export",
     "stream_source",
 ]

@@ -4,26 +4,23 @@ service over HTTP.
 Beam's own ``TFModelHandlerTensor`` needs ``tensorflow_hub``; :class:`SavedModelHandler` is the
 small version this workbook needs: it loads the exported signature once per worker and calls it
 on whole batches (one signature call per batch, ~0.3 ms, rather than Keras ``predict``).
-:class:`HTTPModelHandler` posts the same batches to a TF Serving REST endpoint
-(``POST {url}/v1/models/{model}:predict`` with ``{"instances": [...]}``), retrying failures with
-exponential backoff.
+:class:`HTTPModelHandler` posts the same batches to the deployed model over the prediction
+service (TF Serving REST, ML Engine or Vertex AI URLs, against ``prodml serve`` or Google), with
+the caller's credentials, retrying failures with exponential backoff.
 """
 
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from apache_beam.metrics import Metrics
 from apache_beam.ml.inference.base import ModelHandler, PredictionResult
 
 from prodml import babyweight, savedmodel
 
-NAMESPACE = "prodml.pipelines"
 OUTPUT = "weight"
 
 
@@ -90,73 +87,149 @@ class PredictionServiceError(RuntimeError):
     """The prediction service kept failing after every retry, or answered nonsense."""
 
 
-_RETRY_STATUS = {429, 500, 502, 503, 504}
+#: the wire protocols :class:`HTTPModelHandler` speaks
+APIS = ("tfserving", "mlengine", "vertex")
+#: Google's endpoints, when no ``url`` is given
+GOOGLE_ML_ENGINE = "https://ml.googleapis.com"
+GOOGLE_VERTEX = "https://{location}-aiplatform.googleapis.com"
+_RETRY_STATUS = (429, 500, 502, 503, 504)
+
+
+def prediction_url(
+    url: str | None = None,
+    model: str = "babyweight",
+    project: str | None = None,
+    version: str | int | None = None,
+    api: str = "tfserving",
+    location: str = "us-central1",
+) -> str:
+    """The ``:predict`` URL of a deployed model, for one of three wire protocols.
+
+    - ``tfserving``: ``{url}/v1/models/{model}[/versions/{version}]:predict`` (TF Serving REST,
+      ``prodml serve``); ``url`` is required.
+    - ``mlengine``: ``{url}/v1/projects/{project}/models/{model}[/versions/{version}]:predict``
+      (AI Platform / ML Engine, as the course calls it); ``url`` defaults to Google's
+      ``https://ml.googleapis.com``; a version may be a number or a name (``dnn``).
+    - ``vertex``: ``{url}/v1/projects/{project}/locations/{location}/endpoints/{model}:predict``
+      (Vertex AI; ``model`` is the endpoint); ``url`` defaults to
+      ``https://{location}-aiplatform.googleapis.com``. Vertex picks the version by the
+      endpoint's traffic split, so ``version`` must be None.
+
+    Without a version the service answers with its default version.
+    """
+    if api not in APIS:
+        raise ValueError(f"unknown api {api!r}: choose one of {', '.join(APIS)}")
+    if api != "tfserving" and not project:
+        raise ValueError(f"api={api!r} needs the project (projects/<project>/...)")
+    if api == "vertex" and version is not None:
+        raise ValueError(
+            "Vertex AI endpoints choose the version by their traffic split: "
+            "leave version=None (or use api='mlengine' or 'tfserving')"
+        )
+    if url is None:
+        if api == "tfserving":
+            raise ValueError("api='tfserving' needs the server's url, e.g. http://127.0.0.1:8501")
+        url = GOOGLE_ML_ENGINE if api == "mlengine" else GOOGLE_VERTEX.format(location=location)
+    base = url.rstrip("/")
+    suffix = "" if version is None else f"/versions/{version}"
+    if api == "tfserving":
+        return f"{base}/v1/models/{model}{suffix}:predict"
+    if api == "mlengine":
+        return f"{base}/v1/projects/{project}/models/{model}{suffix}:predict"
+    return f"{base}/v1/projects/{project}/locations/{location}/endpoints/{model}:predict"
 
 
 class HTTPModelHandler(ModelHandler[dict, PredictionResult, Any]):
-    """RunInference handler that calls a TF Serving REST endpoint with batches of instances.
+    """RunInference handler that calls a deployed model over the prediction service, one
+    ``POST`` of ``{"instances": [...]}`` per batch.
 
-    Each batch is one ``POST {url}/v1/models/{model}:predict``. Connection errors, timeouts and
-    HTTP 429/5xx are retried up to ``retries`` times, waiting ``backoff * 2**attempt`` seconds
-    (exponential backoff); other HTTP errors fail at once with the server's message. Retries are
-    counted in the ``http_retries`` counter.
+    Which model: ``url`` (the service; for ``prodml serve`` its ``server.url``), ``model``,
+    and with ``api="mlengine"`` or ``"vertex"`` the ``project`` (and ``location`` for Vertex),
+    and optionally a ``version`` (see :func:`prediction_url`). Without ``url`` the ML Engine
+    and Vertex APIs go to Google.
+
+    ``credentials``: a ``google.auth`` credentials object the caller chooses, used through
+    ``google.auth.transport.requests.AuthorizedSession`` (it adds and refreshes the bearer
+    token): ``google.auth.credentials.AnonymousCredentials()`` for the local service (the
+    default, ``None``), or Application Default Credentials for Google Cloud,
+    ``google.auth.default(scopes=["https://www.googleapis.com/auth/cloud-platform"])[0]``.
+
+    Connection errors, timeouts and HTTP 429/5xx are retried up to ``retries`` times with
+    exponential backoff (``backoff * 2**(attempt - 1)`` seconds), by urllib3's ``Retry``; other
+    HTTP errors fail at once with the service's message.
     """
 
     def __init__(
         self,
-        url: str,
+        url: str | None = None,
         model: str = "babyweight",
         retries: int = 4,
         backoff: float = 0.2,
         timeout: float = 30.0,
         min_batch_size: int = 1,
         max_batch_size: int = 256,
+        *,
+        project: str | None = None,
+        version: str | int | None = None,
+        api: str = "tfserving",
+        location: str = "us-central1",
+        credentials: Any = None,
     ):
         super().__init__()
         if retries < 0 or backoff < 0:
             raise ValueError("retries and backoff must be >= 0")
-        self.endpoint = f"{url.rstrip('/')}/v1/models/{model}:predict"
+        self.endpoint = prediction_url(url, model, project, version, api, location)
+        self.credentials = credentials
         self.retries, self.backoff, self.timeout = retries, backoff, timeout
         self.min_batch_size, self.max_batch_size = min_batch_size, max_batch_size
-        self._retried = Metrics.counter(NAMESPACE, "http_retries")
 
     def load_model(self):
-        import requests
+        from google.auth.credentials import AnonymousCredentials
+        from google.auth.transport.requests import AuthorizedSession
+        from requests.adapters import HTTPAdapter
+        from urllib3.util.retry import Retry
 
-        return requests.Session()
+        session = AuthorizedSession(self.credentials or AnonymousCredentials())
+        retry = Retry(
+            total=self.retries,
+            backoff_factor=self.backoff,
+            status_forcelist=_RETRY_STATUS,
+            allowed_methods=None,  # POST too: a prediction has no side effect
+            raise_on_status=False,  # the last answer comes back; _post names its status
+            respect_retry_after_header=True,
+        )
+        session.mount("http://", HTTPAdapter(max_retries=retry))
+        session.mount("https://", HTTPAdapter(max_retries=retry))
+        return session
 
     def _post(self, session, instances: list[dict]) -> list:
         import requests
 
-        last = "no attempt made"
-        for attempt in range(self.retries + 1):
-            if attempt:
-                self._retried.inc()
-                time.sleep(self.backoff * 2 ** (attempt - 1))
-            try:
-                response = session.post(
-                    self.endpoint, json={"instances": instances}, timeout=self.timeout
-                )
-            except (requests.ConnectionError, requests.Timeout) as err:
-                last = f"{type(err).__name__}: {err}"
-                continue
-            if response.status_code in _RETRY_STATUS:
-                last = f"HTTP {response.status_code}: {response.text[:200]}"
-                continue
-            if response.status_code != 200:
-                raise PredictionServiceError(
-                    f"{self.endpoint} answered HTTP {response.status_code}: {response.text[:500]}"
-                )
-            predictions = response.json().get("predictions")
-            if not isinstance(predictions, list) or len(predictions) != len(instances):
-                raise PredictionServiceError(
-                    f"{self.endpoint} answered {len(predictions or [])} predictions for "
-                    f"{len(instances)} instances"
-                )
-            return predictions
-        raise PredictionServiceError(
-            f"{self.endpoint} failed {self.retries + 1} times; last error: {last}"
-        )
+        try:
+            response = session.post(
+                self.endpoint, json={"instances": instances}, timeout=self.timeout
+            )
+        except requests.RequestException as err:
+            raise PredictionServiceError(
+                f"{self.endpoint} failed {self.retries + 1} times; last error: "
+                f"{type(err).__name__}: {err}"
+            ) from None
+        if response.status_code in _RETRY_STATUS:
+            raise PredictionServiceError(
+                f"{self.endpoint} failed {self.retries + 1} times; last error: "
+                f"HTTP {response.status_code}: {response.text[:200]}"
+            )
+        if response.status_code != 200:
+            raise PredictionServiceError(
+                f"{self.endpoint} answered HTTP {response.status_code}: {response.text[:500]}"
+            )
+        predictions = response.json().get("predictions")
+        if not isinstance(predictions, list) or len(predictions) != len(instances):
+            raise PredictionServiceError(
+                f"{self.endpoint} answered {len(predictions or [])} predictions for "
+                f"{len(instances)} instances"
+            )
+        return predictions
 
     def run_inference(
         self, batch: Sequence[dict], model, inference_args: dict | None = None
@@ -173,9 +246,12 @@ class HTTPModelHandler(ModelHandler[dict, PredictionResult, Any]):
 
 
 def _weight(prediction: Any) -> float:
-    """TF Serving's row format: ``{"weight": x}`` for named outputs, ``x`` or ``[x]`` for one."""
+    """One instance's weight from the service's answer: ``{"weight": [x]}`` (the course model's
+    shape, named outputs), ``{"weight": x}``, ``[x]`` or ``x``."""
     if isinstance(prediction, dict):
         prediction = prediction[OUTPUT]
     if isinstance(prediction, list):
+        if len(prediction) != 1:
+            raise PredictionServiceError(f"expected one weight per instance, got {prediction!r}")
         prediction = prediction[0]
     return float(prediction)

@@ -12,20 +12,16 @@ import csv
 import hashlib
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import apache_beam as beam
-from apache_beam.metrics import Metrics
 
 from prodml import babyweight
+from prodml.babyweight.contract import RANGES, REQUIRED, UNKNOWN_GESTATION
 
-NAMESPACE = "prodml.pipelines"
 DEAD_LETTERS = "dead_letters"
 FORMATS = ("csv", "json", "dict")
-REQUIRED = ("mother_age", "plurality", "gestation_weeks")  # is_male may be missing: 'Unknown'
-#: plausible ranges (exclusive low, inclusive high); natality codes unknown gestation as 99.
-RANGES = {"mother_age": (0.0, 100.0), "gestation_weeks": (0.0, 60.0)}
 _TRUE, _FALSE = ("true", "t", "1", "yes"), ("false", "f", "0", "no")
 
 
@@ -49,9 +45,10 @@ def _number(name: str, value: Any) -> float:
     except (TypeError, ValueError):
         raise RecordError(f"{name} is not a number: {value!r}") from None
     low, high = RANGES[name]
-    if not math.isfinite(number) or not low < number <= high:
-        hint = " (99 means unknown in natality)" if name == "gestation_weeks" else ""
-        raise RecordError(f"{name} {value!r} is out of range ({low:g}, {high:g}]{hint}")
+    if not low <= number <= high:  # NaN fails too
+        unknown = name == "gestation_weeks" and number == UNKNOWN_GESTATION
+        hint = f" ({UNKNOWN_GESTATION} means unknown in natality)" if unknown else ""
+        raise RecordError(f"{name} {value!r} is out of range [{low:g}, {high:g}]{hint}")
     return number
 
 
@@ -67,8 +64,9 @@ def _plurality(value: Any) -> Any:
         value = number
     if isinstance(value, float) and value.is_integer():
         value = int(value)
-    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 5:
-        raise RecordError(f"unknown plurality: {value!r} (expected 1..5)")
+    low, high = RANGES["plurality"]
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise RecordError(f"unknown plurality: {value!r} (expected {low}..{high})")
     return value
 
 
@@ -158,42 +156,54 @@ def dead_letter(raw: Any, reason: str) -> dict:
 
 
 class _ParseAndCheck(beam.DoFn):
-    def __init__(self, fmt: str, columns: Sequence[str] | None):
+    def __init__(self, fmt: str, columns: Sequence[str] | None, check_fn: Callable | None):
         self.fmt, self.columns = fmt, list(columns) if columns else None
-        self.records_in = Metrics.counter(NAMESPACE, "records_in")
-        self.valid = Metrics.counter(NAMESPACE, "valid_records")
-        self.dead = Metrics.counter(NAMESPACE, "dead_letters")
+        self.check_fn = check_fn
 
     def process(self, raw):
-        self.records_in.inc()
         try:
-            record = check(parse(raw, self.fmt, self.columns), raw)
-        except RecordError as err:
-            self.dead.inc()
+            record = parse(raw, self.fmt, self.columns)
+            if self.check_fn is None:
+                yield check(record, raw)
+                return
+            out = self.check_fn(record)
+            if not isinstance(out, Mapping):
+                raise RecordError(
+                    f"the check function returned {type(out).__name__}, not a dict of features"
+                )
+            yield {"key": _key(record, raw), **out}
+        except ValueError as err:  # RecordError, or a check function's own ValueError
             yield beam.pvalue.TaggedOutput(DEAD_LETTERS, dead_letter(raw, str(err)))
-            return
-        self.valid.inc()
-        yield record
 
 
 class ParseRecords(beam.PTransform):
     """Raw records -> ``(records, dead_letters)``: model inputs, and rejected records with their
     reason. ``fmt`` is ``"csv"`` (give ``columns``), ``"json"`` or ``"dict"``.
 
-    Counters (namespace ``prodml.pipelines``): ``records_in``, ``valid_records``,
-    ``dead_letters``.
+    ``check``: a function from a parsed record (a dict) to the model's input (a dict of
+    features), raising ``ValueError`` (e.g. :class:`RecordError`) with the reason for a record
+    it cannot use; default :func:`check`, the training feature mapping. The record's ``key``
+    (or a hash of the raw record) is kept on its output. The pipeline counts both outputs from
+    the data (:func:`prodml.pipelines.count_elements`).
     """
 
-    def __init__(self, fmt: str = "dict", columns: Sequence[str] | None = None):
+    def __init__(
+        self,
+        fmt: str = "dict",
+        columns: Sequence[str] | None = None,
+        check: Callable[[dict], Mapping] | None = None,
+    ):
         super().__init__()
         if fmt not in FORMATS:
             raise ValueError(f"unknown record format {fmt!r}: choose one of {', '.join(FORMATS)}")
         if fmt == "csv" and not columns:
             raise ValueError("ParseRecords(fmt='csv') needs columns= (the CSV header)")
-        self.fmt, self.columns = fmt, columns
+        if check is not None and not callable(check):
+            raise TypeError(f"check must be a function, got {type(check).__name__}")
+        self.fmt, self.columns, self.check = fmt, columns, check
 
     def expand(self, raw):
         outputs = raw | "ParseAndCheck" >> beam.ParDo(
-            _ParseAndCheck(self.fmt, self.columns)
+            _ParseAndCheck(self.fmt, self.columns, self.check)
         ).with_outputs(DEAD_LETTERS, main="records")
         return outputs.records, outputs[DEAD_LETTERS]

@@ -1,0 +1,138 @@
+"""Where the pipeline's results go: prediction rows, dead letters and the counts.
+
+A :class:`Sink` names a folder (a run folder path or ``gs://``) and, optionally, warehouse
+tables. Rows are written one window pane at a time (the whole output at once in batch): a
+JSONL and a CSV file per pane, ``<folder>/<prefix>-<window start | global>-<pane index>``, and
+one load job per pane into the table. The counts go to ``<folder>/counts.json``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import apache_beam as beam
+from apache_beam.transforms import window
+
+from prodml import config, storage
+from prodml.pipelines.transforms import COLUMNS
+
+PREDICTIONS_TABLE = "babyweight.predictions"
+DEAD_LETTER_COLUMNS = ("record", "reason")
+
+
+@dataclass
+class Sink:
+    """Where predictions and dead letters go: files (JSONL and CSV) under ``folder`` (a run
+    folder path or ``gs://``), and warehouse tables (``None`` to skip)."""
+
+    folder: str = field(default_factory=lambda: str(config.run_path("pipelines", "predictions")))
+    table: str | None = PREDICTIONS_TABLE
+    dead_letter_table: str | None = None
+    write_disposition: str = "WRITE_APPEND"
+
+
+class _WritePane(beam.DoFn):
+    """Write one window pane's rows (all rows in batch): a JSONL and a CSV file, and a table."""
+
+    def __init__(self, folder: str, prefix: str, table: str | None, disposition: str, columns):
+        self.folder, self.prefix, self.table = folder, prefix, table
+        self.disposition, self.columns = disposition, list(columns)
+
+    def process(self, rows, win=beam.DoFn.WindowParam, pane=beam.DoFn.PaneInfoParam):
+        if not rows:
+            return
+        rows.sort(key=lambda r: str(r.get("key", r.get("record", ""))))
+        part = "global" if not isinstance(win, window.IntervalWindow) else str(int(win.start))
+        stem = f"{self.folder}/{self.prefix}-{part}-{pane.index:03d}"
+        fs = storage.filesystem(self.folder)
+        fs.makedirs(self.folder, exist_ok=True)
+        with fs.open(f"{stem}.jsonl", "w") as f:
+            f.write("".join(json.dumps(r, default=str) + "\n" for r in rows))
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=self.columns, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+        with fs.open(f"{stem}.csv", "w") as f:
+            f.write(buffer.getvalue())
+        if self.table:
+            _load(rows, self.columns, self.table, self.disposition)
+        yield f"{stem}.jsonl"
+
+
+def _load(rows: list[dict], columns: Sequence[str], table: str, disposition: str) -> None:
+    import pandas as pd
+    from google.cloud import bigquery
+
+    from prodml import warehouse
+
+    df = pd.DataFrame(rows, columns=list(columns))
+    job_config = bigquery.LoadJobConfig(write_disposition=disposition)
+    warehouse.client().load_table_from_dataframe(df, table, job_config=job_config).result()
+
+
+class _WriteRows(beam.PTransform):
+    def __init__(self, sink: Sink, prefix: str, table: str | None, columns):
+        super().__init__()
+        self.sink, self.prefix, self.table, self.columns = sink, prefix, table, columns
+
+    def expand(self, rows):
+        write = _WritePane(
+            self.sink.folder, self.prefix, self.table, self.sink.write_disposition, self.columns
+        )
+        return (
+            rows
+            | "PerPane" >> beam.CombineGlobally(beam.combiners.ToListCombineFn()).without_defaults()
+            | "Write" >> beam.ParDo(write)
+        )
+
+
+class WritePredictions(_WriteRows):
+    """Prediction rows -> ``<folder>/predictions-*.jsonl|csv`` and the ``sink.table`` table."""
+
+    def __init__(self, sink: Sink):
+        super().__init__(sink, "predictions", sink.table, COLUMNS)
+
+
+class WriteDeadLetters(_WriteRows):
+    """Dead letters (``record``, ``reason``) -> ``<folder>/dead_letters-*`` (and a table)."""
+
+    def __init__(self, sink: Sink):
+        super().__init__(sink, "dead_letters", sink.dead_letter_table, DEAD_LETTER_COLUMNS)
+
+
+class WriteCounts(beam.PTransform):
+    """The pipeline's counts (one dict) -> ``<folder>/counts.json``."""
+
+    def __init__(self, sink: Sink):
+        super().__init__()
+        self.folder = sink.folder
+
+    def expand(self, counts):
+        return counts | "WriteCounts" >> beam.ParDo(_WriteCounts(self.folder))
+
+
+class _WriteCounts(beam.DoFn):
+    def __init__(self, folder: str):
+        self.folder = folder
+
+    def process(self, counts):
+        fs = storage.filesystem(self.folder)
+        fs.makedirs(self.folder, exist_ok=True)
+        with fs.open(f"{self.folder}/counts.json", "w") as f:
+            f.write(json.dumps(counts, sort_keys=True) + "\n")
+        yield f"{self.folder}/counts.json"
+
+
+def read_counts(sink: Sink | str) -> dict[str, int]:
+    """The counts a finished run wrote to ``<folder>/counts.json`` (a :class:`Sink` or folder)."""
+    folder = sink.folder if isinstance(sink, Sink) else str(sink)
+    path = f"{folder.rstrip('/')}/counts.json"
+    fs = storage.filesystem(path)
+    if not fs.exists(path):
+        raise FileNotFoundError(f"no counts at {path}: has a pipeline with this sink finished?")
+    with fs.open(path) as f:
+        return json.load(f)

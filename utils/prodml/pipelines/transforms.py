@@ -1,0 +1,125 @@
+"""The steps between the source and the sinks: windowing (streaming) and prediction.
+
+Parsing and checking records is :mod:`prodml.pipelines.records`.
+"""
+
+from __future__ import annotations
+
+import zlib
+
+import apache_beam as beam
+from apache_beam.ml.inference.base import ModelHandler, RunInference
+from apache_beam.transforms import trigger, window
+from apache_beam.utils.timestamp import Duration
+from apache_beam.utils.windowed_value import PaneInfoTiming
+
+from prodml import babyweight
+
+WINDOW_SECONDS = 20  # the course's FixedWindows(Duration.standardSeconds(20))
+ALLOWED_LATENESS = 10  # ... withAllowedLateness(Duration.standardSeconds(10))
+PREDICTION = "predicted_weight_pounds"
+#: the columns of a prediction row, in table order
+COLUMNS = ("key", *babyweight.FEATURES, PREDICTION, "window", "pane")
+
+
+def fixed_windows(
+    seconds: float = WINDOW_SECONDS, allowed_lateness: float = ALLOWED_LATENESS
+) -> beam.WindowInto:
+    """The course's windowing: fixed event-time windows of ``seconds``, a pane when the
+    watermark passes a window's end and one more per late record within ``allowed_lateness``
+    (discarding: no record is emitted twice)."""
+    return beam.WindowInto(
+        window.FixedWindows(seconds),
+        trigger=trigger.AfterWatermark(late=trigger.AfterCount(1)),
+        accumulation_mode=trigger.AccumulationMode.DISCARDING,
+        allowed_lateness=Duration(seconds=allowed_lateness),
+    )
+
+
+class LabelPanes(beam.PTransform):
+    """Windowed records -> the same records, each with ``window`` (``[start, end)`` in UTC) and
+    ``pane`` (EARLY / ON_TIME / LATE) of the pane that emitted it.
+
+    Records are grouped per window (over ``shards`` keys, so one window's records are not all
+    on one worker); the grouping is where the trigger fires and where Beam drops records later
+    than the allowed lateness.
+    """
+
+    def __init__(self, shards: int = 4):
+        super().__init__()
+        self.shards = shards
+
+    def expand(self, records):
+        shards = self.shards
+        return (
+            records
+            | "Shard" >> beam.Map(lambda r: (zlib.crc32(r["key"].encode()) % shards, r))
+            | "GroupPerWindow" >> beam.GroupByKey()
+            | "Panes" >> beam.ParDo(_Panes())
+        )
+
+
+class _Panes(beam.DoFn):
+    def process(self, item, win=beam.DoFn.WindowParam, pane=beam.DoFn.PaneInfoParam):
+        _, records = item
+        label = _window_label(win)
+        timing = PaneInfoTiming.to_string(pane.timing)
+        for record in records:
+            yield {**record, "window": label, "pane": timing}
+
+
+def _window_label(win) -> str:
+    if isinstance(win, window.IntervalWindow):
+        start = win.start.to_utc_datetime().strftime("%Y-%m-%dT%H:%M:%S")
+        end = win.end.to_utc_datetime().strftime("%Y-%m-%dT%H:%M:%S")
+        return f"[{start}, {end})"
+    return "global"
+
+
+class Windowed(beam.PTransform):
+    """Window records and label their panes: ``window`` (a ``beam.WindowInto``, by default
+    :func:`fixed_windows` of ``seconds`` with ``allowed_lateness``) then :class:`LabelPanes`.
+    Records later than the allowed lateness are dropped by Beam; the pipeline counts them."""
+
+    def __init__(
+        self,
+        seconds: float = WINDOW_SECONDS,
+        allowed_lateness: float = ALLOWED_LATENESS,
+        shards: int = 4,
+        window: beam.PTransform | None = None,
+    ):
+        super().__init__()
+        self.window = window if window is not None else fixed_windows(seconds, allowed_lateness)
+        if not isinstance(self.window, beam.PTransform):
+            raise TypeError(
+                f"window must be a Beam PTransform such as beam.WindowInto(...), got "
+                f"{type(self.window).__name__}"
+            )
+        self.shards = shards
+
+    def expand(self, records):
+        return records | "WindowInto" >> self.window | "LabelPanes" >> LabelPanes(self.shards)
+
+
+class Predict(beam.PTransform):
+    """Model inputs -> prediction rows (:data:`COLUMNS`) through ``RunInference(handler)``."""
+
+    def __init__(self, handler: ModelHandler):
+        super().__init__()
+        if not isinstance(handler, ModelHandler):
+            raise TypeError(f"Predict needs a Beam ModelHandler, got {type(handler).__name__}")
+        self.handler = handler
+
+    def expand(self, records):
+        return records | "RunInference" >> RunInference(self.handler) | "ToRow" >> beam.Map(_row)
+
+
+def _row(result) -> dict:
+    example = result.example
+    return {
+        "key": example["key"],
+        **{name: example[name] for name in babyweight.FEATURES},
+        PREDICTION: float(result.inference),
+        "window": example.get("window", "global"),
+        "pane": example.get("pane", "batch"),
+    }
