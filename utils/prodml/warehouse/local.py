@@ -365,14 +365,25 @@ class LocalClient:
                 fcntl.flock(lock, fcntl.LOCK_UN)
 
     def _load_public(self, data, name: TableName) -> None:
+        """Write a generated public table as it is (typed by its generator, so no load-job
+        checks); its non-nullable Arrow fields become REQUIRED columns."""
         table = (
             data if isinstance(data, pa.Table) else pa.Table.from_pandas(data, preserve_index=False)
         )
-        schema = [loads.schema_field(f.name, f.type, f.nullable) for f in table.schema]
-        config = bigquery.LoadJobConfig(write_disposition="WRITE_TRUNCATE", schema=schema)
-        where = pa.array([f"row {i}" for i in range(table.num_rows)], pa.string())
-        staged = loads.Staged(table.append_column(loads.LOCATION, where), schema=schema)
-        self._load(staged, name, config).result()
+        with self._connection() as con:
+            con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote(name.schema)}").fetchall()
+            con.register("__public", table)
+            con.execute("BEGIN").fetchall()
+            con.execute(
+                f"CREATE OR REPLACE TABLE {name.duckdb} AS SELECT * FROM __public"
+            ).fetchall()
+            for field in table.schema:
+                if not field.nullable:
+                    con.execute(
+                        f"ALTER TABLE {name.duckdb} ALTER COLUMN {quote(field.name)} SET NOT NULL"
+                    ).fetchall()
+            con.execute("COMMIT").fetchall()
+            con.unregister("__public")
 
     # -- queries ------------------------------------------------------------------------------
 
