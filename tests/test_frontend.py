@@ -299,11 +299,39 @@ def test_pristine_lab_form_still_renders():
 
     source = SOLUTION_APP / "templates" / "form.html"
     template = release_html(source.read_text(), str(source))
-    assert "BEGIN SOLUTION" not in template and "TODO 9" in template
+    assert "BEGIN SOLUTION" not in template and "TODO 11" in template
     html = jinja2.Environment(autoescape=True).from_string(template).render()
     form = parse_form(html)
     assert form.selects == {"plurality": ["1"], "baby_gender": ["male", "female", "unknown"]}
     assert form.inputs == ["mother_age", "gestation_weeks"]
+
+
+def test_a_todo_left_in_the_app_is_a_501_naming_it_on_the_page_and_in_the_log(
+    tmp_path, recorder, caplog
+):
+    """The lab's main.py (its TODOs stubs, as `prodml release` writes it) answers 501 "TODO n
+    not done", not a 502 blaming the prediction service."""
+    import shutil
+
+    from prodml.workbook.release import release_python
+
+    app_dir = tmp_path / "lab" / "babyweight_serving" / "application"
+    shutil.copytree(SOLUTION_APP / "templates", app_dir / "templates")
+    source = (SOLUTION_APP / "main.py").read_text()
+    (app_dir / "main.py").write_text(release_python(source, "main.py"))
+    client = load_frontend(app_dir).create_app(endpoint=recorder.url).test_client()
+    with caplog.at_level("ERROR", logger="babyweight.frontend"):
+        answer = client.post("/api/predict", json=COURSE_FORM)
+        page = client.post("/", data=COURSE_FORM)
+    assert answer.status_code == 501, answer.get_data(as_text=True)
+    message = answer.get_json()["error"]
+    assert message.startswith("TODO 10 not done: TODO 10: "), message
+    assert page.status_code == 501 and "TODO 10 not done" in page.get_data(as_text=True)
+    assert [r.getMessage() for r in caplog.records if r.name == "babyweight.frontend"] == [
+        message,
+        message,
+    ]
+    assert recorder.requests == []  # the form never got as far as the service
 
 
 # -- the browser ----------------------------------------------------------------------------

@@ -9,7 +9,7 @@ from argparse import Namespace
 import nbformat
 import pytest
 from fixtures.tinylab import NOTEBOOK, make_lab
-from prodml.workbook import notebooks, release
+from prodml.workbook import conventions, notebooks, release
 
 STUB1 = '    raise NotImplementedError("TODO 1: return the sum of a and b")\n'
 
@@ -165,3 +165,74 @@ def test_a_todo_may_go_on_over_comment_lines():
     )
     with pytest.raises(release.ReleaseError, match="a.py:4: BEGIN SOLUTION must follow"):
         release.release_python(source.replace("    # then add one\n", "    y = 1\n"), "a.py")
+
+
+def _edit(path, old, new):
+    text = path.read_text()
+    assert old in text, old
+    path.write_text(text.replace(old, new))
+
+
+@pytest.mark.parametrize(
+    ("file", "old", "new", "problem"),
+    [
+        (
+            "helper.py",
+            "# TODO 1: return the sum of a and b",
+            "# TODO 1: return the sum of a and b: return a + b",
+            "helper.py:8: TODO 1's comment contains the solution's code ('return a + b')",
+        ),
+        (
+            NOTEBOOK,
+            "return a list with every value multiplied by factor",
+            "return [v * factor for v in values]",
+            "TODO 2's comment contains the solution's code ('return [v * factor for v in values]')",
+        ),
+        (
+            "helper.py",
+            "    # Graded by: check-add\n",
+            "",
+            "helper.py:7: TODO 1 does not name its check ('Graded by: <test cell id>')",
+        ),
+        (
+            "helper.py",
+            "Graded by: check-add",
+            "Graded by: check-sum",
+            "TODO 1 is 'Graded by: check-sum', which is not a test cell of the lab's notebook",
+        ),
+        (
+            "index.html",
+            "TODO 3:",
+            "TODO 1:",
+            "TODO 1 is also at tinylab/helper.py:8 (one number, one exercise)",
+        ),
+        (
+            NOTEBOOK,
+            "**Hints for TODO 1**",
+            "**Hints**",
+            "helper.py:8: TODO 1 has no hints cell (a markdown cell starting '**Hints for TODO 1**')",
+        ),
+        (
+            "helper.py",
+            "Graded by: check-add",
+            "Graded by: check-scale",
+            "test cell 'check-add' is worth 2 point(s) but grades no TODO",
+        ),
+    ],
+)
+def test_release_refuses_a_lab_that_breaks_the_conventions(tmp_path, file, old, new, problem):
+    solution, _ = make_lab(tmp_path)
+    assert conventions.check_lab(solution) == []
+    _edit(solution / file, old, new)
+    with pytest.raises(release.ReleaseError, match="breaks the authoring conventions") as error:
+        release.generate(solution.parent)
+    assert problem in str(error.value)
+
+
+def test_checks_on_given_code_may_carry_zero_points(tmp_path):
+    solution, _ = make_lab(tmp_path)
+    _edit(solution / "helper.py", "Graded by: check-add", "Graded by: check-scale")
+    nb = notebooks.read(solution / NOTEBOOK)
+    next(c for c in nb.cells if c.id == "check-add").metadata["prodml"]["points"] = 0
+    notebooks.write(nb, solution / NOTEBOOK)
+    assert conventions.check_lab(solution) == []

@@ -19,7 +19,9 @@ Run it with ``python main.py --port 8080`` or ``flask --app main run``; it binds
 from __future__ import annotations
 
 import argparse
+import logging
 import os
+import re
 from urllib.parse import urlparse
 
 import google.auth
@@ -34,6 +36,7 @@ FIELDS = ("baby_gender", "mother_age", "plurality", "gestation_weeks")
 RANGES = {"mother_age": (10, 60), "gestation_weeks": (17, 47)}  # what the natality data holds
 ML_ENGINE = "https://ml.googleapis.com"
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
+logger = logging.getLogger("babyweight.frontend")
 
 
 class BadInput(ValueError):
@@ -50,7 +53,8 @@ def credentials_for(endpoint: str):
 
 def build_api(endpoint: str, credentials):
     """The Google API client for ML Engine (``ml v1``), pointed at ``endpoint``."""
-    # TODO 5: build the API client: the 'ml' API, 'v1', these credentials, this api_endpoint
+    # TODO 7: the Google API client for ML Engine (as in the notebook's section 6), calling
+    # `endpoint` with `credentials`. Output: `api`. Graded by: test-frontend
     # BEGIN SOLUTION
     api = discovery.build(
         "ml", "v1", credentials=credentials, client_options={"api_endpoint": endpoint}
@@ -86,7 +90,9 @@ def features_from(data) -> dict:
         "mother_age": float(data["mother_age"]),
         "plurality": PLURALITIES[plurality],
     }
-    # TODO 8: get gestation_weeks from the form data and cast it to a float
+    # TODO 10: the model's gestation_weeks feature from the form's field of that name.
+    # Input: `data` (text values). Output: features["gestation_weeks"], a number.
+    # Graded by: test-frontend
     # BEGIN SOLUTION
     features["gestation_weeks"] = float(data["gestation_weeks"])
     # END SOLUTION
@@ -132,20 +138,25 @@ def create_app(
             if "api" not in clients:
                 clients["api"] = build_api(endpoint, credentials_for(endpoint))
             api = clients["api"]
-            # TODO 6: the model's resource name: projects/<project>/models/<model_name>
+            # TODO 8: the model's resource name, from `project` and `model_name`.
+            # Output: `parent`. Graded by: test-frontend
             # BEGIN SOLUTION
             parent = f"projects/{project}/models/{model_name}"
             # END SOLUTION
             if version:
                 parent += f"/versions/{version}"
-            # TODO 7: call the model's predict method with the body and parent (num_retries=2)
+            # TODO 9: ask the model for a prediction of `body`, retrying twice on a dropped
+            # connection. Output: `prediction`, the answer as a dict. Graded by: test-frontend
             # BEGIN SOLUTION
             prediction = api.projects().predict(body=body, name=parent).execute(num_retries=2)
             # END SOLUTION
         if "error" in prediction:  # ML Engine reports a failed prediction this way
             raise RuntimeError(prediction["error"])
-        first = prediction["predictions"][0]
-        return float(first["weight"] if isinstance(first, dict) else first)
+        # {"predictions": [{"weight": [6.43]}]}: one list of one value per instance (the course
+        # model's output shape); a bare number is read too, as older exports answered.
+        weight = prediction["predictions"][0]
+        weight = weight["weight"] if isinstance(weight, dict) else weight
+        return float(weight[0] if isinstance(weight, list) else weight)
 
     def predict(data) -> tuple[int, dict]:
         try:
@@ -153,6 +164,11 @@ def create_app(
             weight = get_prediction(features)
         except BadInput as error:
             return 400, {"error": str(error)}
+        except NotImplementedError as error:  # a TODO left in this file: say which, not 502
+            todo = re.search(r"TODO \d+", str(error))
+            message = f"{todo.group(0) if todo else 'a TODO'} not done: {error}"
+            logger.error(message)
+            return 501, {"error": message}
         except HttpError as error:
             reason = error.reason or error.content.decode(errors="replace")
             return 502, {"error": f"the prediction service answered {error.status_code}: {reason}"}

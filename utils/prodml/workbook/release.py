@@ -10,7 +10,8 @@ Every file of ``solutions/<lab>/`` is copied to ``labs/<lab>/``, except that
 * ``# BEGIN HIDDEN TESTS`` ... ``# END HIDDEN TESTS`` regions are removed;
 * notebooks lose their outputs and execution counts, and their Colab badge points at ``labs/``.
 
-Generated Python must parse; unbalanced, nested or unannounced markers are errors
+A lab that breaks the authoring conventions a tool can check (:mod:`.conventions`) is
+refused. Generated Python must parse; unbalanced, nested or unannounced markers are errors
 naming the file and line. ``labs/README.md`` says the folder is generated. ``--check`` regenerates in
 memory and fails when ``labs/`` differs (stale, missing or extra files).
 """
@@ -210,6 +211,12 @@ def generate(solutions: Path) -> dict[str, bytes]:
     """The whole ``labs/`` folder, in memory: relative path -> content."""
     files: dict[str, bytes] = {"README.md": README.encode()}
     for lab in lab_folders(solutions):
+        problems = conventions.check_lab(lab, _lab_files(lab))
+        if problems:
+            raise ReleaseError(
+                f"{lab.name} breaks the authoring conventions (CONTRIBUTING.md):\n  "
+                + "\n  ".join(problems)
+            )
         for path in _lab_files(lab):
             rel = path.relative_to(solutions).as_posix()
             where = str(path)
