@@ -102,6 +102,22 @@ def summary_markdown(results: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _kernel_manager_class():
+    """A Jupyter kernel manager whose kernels talk over IPC (Unix sockets in the runtime
+    folder) rather than TCP on loopback. The kernel and this process are on one machine, so
+    nothing needs TCP, and ipykernel then has no reason to warn, once per notebook, that
+    "Kernel is running over TCP without encryption"."""
+    from jupyter_client.manager import KernelManager
+    from traitlets import default
+
+    class IPCKernelManager(KernelManager):
+        @default("transport")
+        def _default_transport(self):
+            return "ipc" if os.name == "posix" else "tcp"  # Windows has no IPC transport
+
+    return IPCKernelManager
+
+
 def execute_one(notebook: Path, output: Path, params: dict, run_dir: Path, cell_timeout) -> dict:
     import papermill
     from papermill.exceptions import PapermillExecutionError
@@ -124,6 +140,7 @@ def execute_one(notebook: Path, output: Path, params: dict, run_dir: Path, cell_
             cwd=str(notebook.parent),
             progress_bar=True,
             execution_timeout=cell_timeout,
+            kernel_manager_class=_kernel_manager_class(),
         )
     except PapermillExecutionError as exc:
         error = f"{exc.ename}: {notebooks.first_line(exc.evalue)}"
