@@ -1,17 +1,30 @@
-"""Time the course's natality split query on the local warehouse, beside the same in pandas.
+"""Time the course's natality split query on the local warehouse, beside the same in pandas,
+and the queries per second of 1 and 4 client processes sharing one run folder.
 
-    .venv/bin/python benchmarks/warehouse.py [--rows 1000000] [--repeat 3]
+    .venv/bin/python benchmarks/warehouse.py [--rows 1000000] [--repeat 3] [--seconds 5]
 
 Loads ``prodml.datasets.natality.generate(rows)`` into the local DuckDB warehouse (under the run
 folder, ``<run_dir>/benchmarks/warehouse``), runs the BigQuery SQL through
 ``warehouse.client().query(...)`` and computes the same split counts and mean weights in pandas
 (FarmHash fingerprint of each row's key, MOD 4, groupby). Prints seconds and their ratio, and
 checks that both give the same numbers.
+
+Then the mixed load: 1, then 4 client processes (``python benchmarks/warehouse.py --worker``)
+on the same run folder, each for ``--seconds`` after all are ready, one INSERT for every three
+reads (a COUNT of the inserted rows, a per-year AVG over natality). Prints queries per second in
+total and per client, failed queries (expected 0) and the ratio of 4 clients to 1. Every client
+opens the DuckDB file per call and waits its turn for the file lock (see
+``prodml.warehouse.local``), so the total rate stays about flat as clients are added: the
+figure to watch is that it does not collapse and nothing fails.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import subprocess
+import sys
 import time
 
 import farmhash
@@ -54,11 +67,80 @@ def best_of(repeat: int, fn):
     return min(times), result
 
 
+READS = [
+    "SELECT COUNT(*) AS n FROM bench.events",
+    "SELECT year, AVG(weight_pounds) AS w FROM `bigquery-public-data.samples.natality` "
+    "WHERE year > 2000 GROUP BY year ORDER BY year",
+]
+
+
+def worker(ident: int, seconds: float) -> None:
+    """One client process: wait for "go" on stdin, then mixed queries for ``seconds``."""
+    from google.cloud import bigquery
+
+    client = warehouse.client()
+    print("ready", flush=True)
+    sys.stdin.readline()
+    ok = failed = 0
+    start = time.monotonic()
+    while time.monotonic() - start < seconds:
+        i = ok + failed
+        try:
+            if i % 4 == 0:
+                params = [
+                    bigquery.ScalarQueryParameter("c", "INT64", ident),
+                    bigquery.ScalarQueryParameter("i", "INT64", i),
+                ]
+                client.query(
+                    "INSERT INTO bench.events (client, i) VALUES (@c, @i)",
+                    job_config=bigquery.QueryJobConfig(query_parameters=params),
+                )
+            else:
+                client.query(READS[i % 2]).to_dataframe()
+            ok += 1
+        except Exception as err:
+            failed += 1
+            print(f"client {ident}: {type(err).__name__}: {err}", file=sys.stderr)
+    print(json.dumps({"ok": ok, "failed": failed, "seconds": time.monotonic() - start}))
+
+
+def concurrent(clients: int, seconds: float) -> dict:
+    """Run ``clients`` worker processes at once on this run folder; their summed counts."""
+    env = {**os.environ, "PRODML_RUN_DIR": str(config.settings().run_dir)}
+    procs = [
+        subprocess.Popen(
+            [sys.executable, __file__, "--worker", str(i), "--seconds", str(seconds)],
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(clients)
+    ]
+    for proc in procs:
+        if proc.stdout.readline().strip() != "ready":
+            raise RuntimeError("a benchmark client did not start")
+    for proc in procs:
+        proc.stdin.write("go\n")
+        proc.stdin.flush()
+    results = [json.loads(proc.communicate()[0].strip().splitlines()[-1]) for proc in procs]
+    return {
+        "ok": sum(r["ok"] for r in results),
+        "failed": sum(r["failed"] for r in results),
+        "seconds": max(r["seconds"] for r in results),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--seconds", type=float, default=5.0, help="of each concurrent run")
+    parser.add_argument("--worker", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.worker is not None:
+        worker(args.worker, args.seconds)
+        return
 
     config.configure(run_dir=str(config.settings().run_dir / "benchmarks" / "warehouse"))
     client = warehouse.client()
@@ -87,6 +169,21 @@ def main() -> None:
     )
     print(f"pandas (per-row FarmHash, mod, groupby): {pandas_s:.3f} s (best of {args.repeat})")
     print(f"ratio pandas / warehouse: {pandas_s / local_s:.1f}x")
+
+    client.create_dataset("bench", exists_ok=True)
+    client.query("CREATE OR REPLACE TABLE bench.events (client INT64, i INT64)")
+    rates = {}
+    for clients in (1, 4):
+        before = client.get_table("bench.events").num_rows
+        got = concurrent(clients, args.seconds)
+        inserted = client.get_table("bench.events").num_rows - before
+        rates[clients] = got["ok"] / got["seconds"]
+        print(
+            f"{clients} client process(es), mixed read/write: {rates[clients]:.1f} queries/s "
+            f"({rates[clients] / clients:.1f} per client), {got['ok']} ok, "
+            f"{got['failed']} failed, {inserted} rows inserted"
+        )
+    print(f"ratio 4 clients / 1 client (total queries/s): {rates[4] / rates[1]:.2f}x")
 
 
 if __name__ == "__main__":

@@ -335,14 +335,16 @@ class LocalClient:
 
     # -- public tables ------------------------------------------------------------------------
 
+    def _missing_public(self, con, names) -> list[TableName]:
+        registry = _public_tables()
+        return [n for n in names if str(n) in registry and not loads.table_exists(con, n)]
+
     def _ensure_public(self, names) -> None:
         """Generate the public tables among ``names`` that this warehouse does not hold yet."""
-        registry = _public_tables()
-        wanted = [n for n in names if str(n) in registry]
-        if not wanted:
+        if not any(str(n) in _public_tables() for n in names):
             return
         with self._connection() as con:
-            missing = [n for n in wanted if not loads.table_exists(con, n)]
+            missing = self._missing_public(con, names)
         if not missing:
             return
         # one process generates; the others wait on the lock and then find the table
@@ -360,7 +362,7 @@ class LocalClient:
                         file=sys.stderr,
                         flush=True,
                     )
-                    self._load_public(registry[str(name)](), name)
+                    self._load_public(_public_tables()[str(name)](), name)
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)
 
@@ -403,17 +405,20 @@ class LocalClient:
             for name in st.writes:
                 if name.project in public:
                     raise access_denied(name, "Dataset" if st.schema_ddl else "Table")
-        self._ensure_public(
-            [n for st in statements for n in st.reads]
-            + [
-                TableName(v.project, v.dataset, t)
-                for st in statements
-                for v in st.catalog
-                if v.dataset
-                for t in self._public_names(v)
-            ]
-        )
-        with self._connection() as con:
+        public_reads = [n for st in statements for n in st.reads] + [
+            TableName(v.project, v.dataset, t)
+            for st in statements
+            for v in st.catalog
+            if v.dataset
+            for t in self._public_names(v)
+        ]
+        con = self._connect()
+        try:
+            missing = self._missing_public(con, public_reads)
+            if missing:  # the first reference to a public table: generate it, then query
+                con.close()  # (never hold the file while waiting for another generator)
+                self._ensure_public(missing)
+                con = self._connect()
             table, affected = pa.table({}), None
             for st in statements:
                 for name in st.reads:
@@ -440,6 +445,8 @@ class LocalClient:
             if config.destination is not None:
                 destination = self._write_result(con, table, config)
             return QueryJob(query, RowIterator(table), affected, destination)
+        finally:
+            con.close()
 
     @staticmethod
     def _public_names(view: CatalogView) -> list[str]:

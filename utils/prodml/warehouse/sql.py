@@ -87,23 +87,23 @@ def register_functions(con: duckdb.DuckDBPyConnection) -> None:
     """Add the BigQuery functions DuckDB lacks to a connection.
 
     A Python function registered on one connection lives in the database instance that every
-    connection to the same file in this process shares, and outlives that connection: register
-    once per instance (a notebook's client and a pipeline's client are open side by side).
+    connection to the same file in this process shares, and outlives that connection: a second
+    registration on the same instance (a notebook's client and a pipeline's client open side by
+    side) finds it there, which is fine.
     """
-    registered = con.execute(
-        "SELECT count(*) FROM duckdb_functions() WHERE function_name = 'farm_fingerprint'"
-    ).fetchall()[0][0]
-    if registered:
-        return
-    con.create_function(
-        "farm_fingerprint",
-        fingerprint,
-        ["VARCHAR"],
-        "BIGINT",
-        type="arrow",
-        null_handling="special",
-        side_effects=False,
-    )
+    try:
+        con.create_function(
+            "farm_fingerprint",
+            fingerprint,
+            ["VARCHAR"],
+            "BIGINT",
+            type="arrow",
+            null_handling="special",
+            side_effects=False,
+        )
+    except duckdb.CatalogException as err:
+        if "already exists" not in str(err):
+            raise
 
 
 _UDFS = {"FARM_FINGERPRINT"}
