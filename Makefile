@@ -36,10 +36,11 @@ lint: setup
 unit: setup chromium
 	$(BIN)/pytest tests
 
-# Smoke-parameter copies of every notebook (papermill --prepare-only), executed cell by cell by nbval.
+# Smoke-parameter copies of every notebook (papermill --prepare-only), executed cell by cell by nbval
+# in order (pytest-randomly would shuffle the cells).
 notebooks: setup
 	rm -rf $(NBTEST) && $(BIN)/prodml run --smoke --prepare-only --out $(NBTEST) notebooks solutions
-	PRODML_RUN_DIR=$(CURDIR)/build/nbrun $(BIN)/pytest --nbval-lax --nbval-cell-timeout=600 -p no:cacheprovider $(NBTEST)
+	PRODML_RUN_DIR=$(CURDIR)/build/nbrun $(BIN)/pytest --nbval-lax --nbval-cell-timeout=600 -p no:cacheprovider -p no:randomly $(NBTEST)
 
 test: lint
 	$(BIN)/prodml release --check
