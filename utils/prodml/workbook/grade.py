@@ -435,6 +435,7 @@ def analyse(
     student_cells,
     stopped_at,
     graded_by: dict[int, set[str]],
+    solution_binds: dict[str, set[str]] | None = None,
 ) -> None:
     """Give every check its status and reason, and list the root causes (module docs)."""
     poisoned: dict[str, _Cause] = {}
@@ -455,6 +456,8 @@ def analyse(
             reached = False
             error = stop + (f" ({error})" if error else "")
         binds, reads = _names(cell.source)
+        # what the cell defines once done: a stub's cell lacks the solution's names
+        binds |= (solution_binds or {}).get(cell.get("id"), set())
         if not error:
             for name in binds:
                 poisoned.pop(name, None)
@@ -555,7 +558,14 @@ def grade(
     finally:
         if not base:
             shutil.rmtree(fresh, ignore_errors=True)
-    analyse(executed, report, checks, student_cells, stopped_at, _graded_by(solution))
+    solution_binds = {
+        cell.get("id"): _names(cell.source)[0]
+        for cell in solution_nb.cells
+        if cell.cell_type == "code"
+    }
+    analyse(
+        executed, report, checks, student_cells, stopped_at, _graded_by(solution), solution_binds
+    )
     report.seconds = time.monotonic() - started
     return report
 
