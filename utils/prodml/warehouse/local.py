@@ -32,6 +32,7 @@ import os
 import random
 import re
 import sys
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -60,6 +61,7 @@ from prodml.warehouse.sql import (
 
 #: The project of BigQuery's public datasets: read-only, as on BigQuery.
 PUBLIC_PROJECT = "bigquery-public-data"
+_turns = threading.local()  # the warehouse files whose turn this thread holds
 LOCK_TIMEOUT = 120.0  # seconds a call waits for another process's hold on the file
 
 
@@ -247,6 +249,7 @@ class LocalClient:
         if lock_timeout is None:
             lock_timeout = float(os.environ.get("PRODML_WAREHOUSE_LOCK_TIMEOUT", LOCK_TIMEOUT))
         self.lock_timeout = lock_timeout
+        self._public_seen: set[TableName] = set()  # public tables known to be in the file
         self.path.parent.mkdir(parents=True, exist_ok=True)
 
     def __repr__(self) -> str:
@@ -287,23 +290,64 @@ class LocalClient:
                         f"cannot open the local warehouse {self.path}: {text}"
                     ) from None
                 if time.monotonic() >= deadline:
-                    raise RuntimeError(
-                        f"the local warehouse {self.path} stayed in use by another process for "
-                        f"{self.lock_timeout:.0f} s (PRODML_WAREHOUSE_LOCK_TIMEOUT): {text}"
-                    ) from None
+                    raise self._held_too_long(text) from None
                 time.sleep(delay * (0.5 + random.random()))
                 delay = min(delay * 2, 0.05)
         con.execute("SET TimeZone = 'UTC'").fetchall()
         register_functions(con)
         return con
 
+    def _held_too_long(self, detail: str) -> RuntimeError:
+        return RuntimeError(
+            f"the local warehouse {self.path} stayed in use by another process for "
+            f"{self.lock_timeout:.0f} s (PRODML_WAREHOUSE_LOCK_TIMEOUT): {detail}"
+        )
+
+    @contextlib.contextmanager
+    def _turn(self):
+        """This process's turn at the file: an flock on ``<file>.lock`` beside it.
+
+        Clients queue on this lock rather than on DuckDB's own: a refused ``duckdb.connect``
+        costs as much as a successful one (it starts a database instance before it finds the
+        lock taken), so polling DuckDB from several processes wastes most of the machine,
+        while trying an flock costs a system call. Re-entrant within a thread.
+        """
+        key = str(self.path)
+        held = _turns.__dict__.setdefault("held", {})
+        if held.get(key):
+            held[key] += 1
+            try:
+                yield
+            finally:
+                held[key] -= 1
+            return
+        deadline = time.monotonic() + self.lock_timeout
+        with open(self.path.with_name(self.path.name + ".lock"), "a") as lock:
+            delay = 0.001
+            while True:
+                try:
+                    fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() >= deadline:
+                        raise self._held_too_long("waiting for its turn") from None
+                    time.sleep(delay * (0.5 + random.random()))
+                    delay = min(delay * 1.5, 0.02)
+            held[key] = 1
+            try:
+                yield
+            finally:
+                held[key] = 0
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
     @contextlib.contextmanager
     def _connection(self):
-        con = self._connect()
-        try:
-            yield con
-        finally:
-            con.close()
+        with self._turn():
+            con = self._connect()
+            try:
+                yield con
+            finally:
+                con.close()
 
     def _ensure_dataset(self, con, name: TableName) -> None:
         if name.project in public_projects():
@@ -340,11 +384,14 @@ class LocalClient:
         return [n for n in names if str(n) in registry and not loads.table_exists(con, n)]
 
     def _ensure_public(self, names) -> None:
-        """Generate the public tables among ``names`` that this warehouse does not hold yet."""
-        if not any(str(n) in _public_tables() for n in names):
+        """Generate the public tables among ``names`` that this warehouse does not hold yet
+        (a public table, once there, stays: SQL cannot drop it)."""
+        names = [n for n in names if str(n) in _public_tables() and n not in self._public_seen]
+        if not names:
             return
         with self._connection() as con:
             missing = self._missing_public(con, names)
+        self._public_seen.update(n for n in names if n not in missing)
         if not missing:
             return
         # one process generates; the others wait on the lock and then find the table
@@ -365,6 +412,7 @@ class LocalClient:
                     self._load_public(_public_tables()[str(name)](), name)
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)
+        self._public_seen.update(missing)
 
     def _load_public(self, data, name: TableName) -> None:
         """Write a generated public table as it is (typed by its generator, so no load-job
@@ -412,13 +460,8 @@ class LocalClient:
             if v.dataset
             for t in self._public_names(v)
         ]
-        con = self._connect()
-        try:
-            missing = self._missing_public(con, public_reads)
-            if missing:  # the first reference to a public table: generate it, then query
-                con.close()  # (never hold the file while waiting for another generator)
-                self._ensure_public(missing)
-                con = self._connect()
+        self._ensure_public(public_reads)
+        with self._connection() as con:
             table, affected = pa.table({}), None
             for st in statements:
                 for name in st.reads:
@@ -445,8 +488,6 @@ class LocalClient:
             if config.destination is not None:
                 destination = self._write_result(con, table, config)
             return QueryJob(query, RowIterator(table), affected, destination)
-        finally:
-            con.close()
 
     @staticmethod
     def _public_names(view: CatalogView) -> list[str]:
