@@ -1,10 +1,12 @@
 """The local warehouse: a DuckDB file that answers the google-cloud-bigquery client's calls.
 
 Many clients, one file. DuckDB lets one process at a time open a database file for writing.
-Every call of :class:`LocalClient` opens the file, runs, commits and closes it again, and a call
-that finds the file held by another process waits for it: it retries the open with jittered
-exponential backoff (2 ms doubling to 50 ms) for up to ``lock_timeout`` seconds (default 120,
-``PRODML_WAREHOUSE_LOCK_TIMEOUT``), then fails naming the file. So any number of processes (a
+Every call of :class:`LocalClient` takes its turn (an ``flock`` on ``<file>.lock`` beside the
+file), opens the file, runs, commits, closes it and gives the turn back; a call that finds the
+turn taken waits for it, polling the flock with jittered backoff, for up to ``lock_timeout``
+seconds (default 120, ``PRODML_WAREHOUSE_LOCK_TIMEOUT``), then fails naming the file. (A holder
+that does not take turns, e.g. the DuckDB command line, is waited for the same way, by retrying
+the open.) So any number of processes (a
 notebook kernel, Airflow tasks, Beam workers, the prediction server's request log) share a run
 folder's warehouse with no error and no lost or duplicated row: each statement is one DuckDB
 transaction, and calls are serialised by the file lock.
@@ -17,7 +19,8 @@ process to start, discover, keep alive and stop for every run folder, REST encod
 load uploads and rows to keep faithful, and a network hop per call, for a workload of a few
 clients issuing small queries. Waiting for the lock is the smaller design: measured by
 ``benchmarks/warehouse.py`` (queries per second with 1 and 4 client processes), it keeps every
-query succeeding and each one's cost within the open/close of the file. See
+query succeeding; the price is one open and close of the file per call, and callers served one
+at a time. See
 docs/ARCHITECTURE.md, "Warehouse".
 """
 
