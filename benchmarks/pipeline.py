@@ -1,19 +1,30 @@
-"""Batch predictions per second: the Beam pipeline on the DirectRunner vs a plain Python loop.
+"""Batch predictions per second: the Beam pipeline against the runner's floor and a plain loop.
 
 Trains the smoke-size babyweight model (``python -m prodml.babyweight.task --smoke``) unless
-``--export-dir`` is given, generates natality rows, and predicts them twice with the same
-SavedModel signature: once through ``prodml.pipelines`` (parse, check, RunInference with
-``SavedModelHandler``), once in a loop of batched signature calls. Prints both rates and their
-ratio. Everything it writes goes under the run folder.
+``--export-dir`` is given, writes ``--rows`` natality rows (the clean ones) to a CSV file, and
+times three things over that same file, in one run:
 
-    python benchmarks/pipeline.py [--rows 20000] [--batch 1024] [--export-dir DIR]
+1. the pipeline: ``prodml.pipelines.build_pipeline`` (read the file, parse and check every
+   record, ``RunInference`` with ``SavedModelHandler``, write predictions, dead letters and
+   counts) on the DirectRunner;
+2. the runner's floor: the same source and the same sink with no model and no checks (each
+   line becomes a row as it is), i.e. the fastest this runner moves these records;
+3. a plain Python loop: read the file, the same checks, batched signature calls, the same files.
+
+It ends with ``pipeline/floor: R``, the share of the runner's speed the pipeline keeps. Then it
+replays ``--stream-rows`` records as a stream through the same pipeline. Everything it writes
+goes under the run folder.
+
+    python benchmarks/pipeline.py [--rows 100000] [--batch 1024] [--export-dir DIR]
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -21,69 +32,118 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import apache_beam as beam  # noqa: E402
-import pandas as pd  # noqa: E402
-from prodml import babyweight, config, pipelines  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402, F401  (imported before any timing: records are measured, not imports)
+from prodml import babyweight, config, pipelines, savedmodel  # noqa: E402
 from prodml.datasets import natality  # noqa: E402
+
+COLUMNS = ["key", *babyweight.FEATURES]
+
+
+def write_input(path, rows: int) -> int:
+    """``rows`` clean natality rows as CSV (key + the four features); returns the number."""
+    df = babyweight.clean(natality.generate(rows * 3 // 2, seed=7))[list(babyweight.FEATURES)]
+    df = df.head(rows)
+    df = df.assign(key=[f"r{i:07d}" for i in range(len(df))])[COLUMNS]
+    df["is_male"] = df["is_male"].map({True: "true", False: "false"}).fillna("")
+    df.to_csv(path, index=False)
+    return len(df)
+
+
+def timed(build) -> float:
+    start = time.perf_counter()
+    p = beam.Pipeline(options=pipelines.options("batch"))
+    build(p)
+    p.run().wait_until_finish()
+    return time.perf_counter() - start
+
+
+def fresh(folder) -> str:
+    shutil.rmtree(folder, ignore_errors=True)
+    return str(folder)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rows", type=int, default=20_000)
+    parser.add_argument("--rows", type=int, default=100_000, help="natality rows generated")
     parser.add_argument("--batch", type=int, default=1024, help="rows per signature call")
     parser.add_argument("--stream-rows", type=int, default=3000, help="rows replayed as a stream")
     parser.add_argument("--export-dir", help="an exported babyweight model (default: train one)")
     args = parser.parse_args(argv)
 
+    work = config.run_path("benchmarks", "pipeline", "x").parent
     export_dir = args.export_dir
     if export_dir is None:
-        out = config.run_path("benchmarks", "pipeline", "model", mkdir=True)
+        out = work / "model"
         subprocess.run(
             [sys.executable, "-m", "prodml.babyweight.task", "--smoke", "--output-dir", str(out)],
             check=True,
         )
         export_dir = str(out / "export")
-    df = natality.generate(args.rows, seed=7)
-    df = df[(df.mother_age > 0) & (df.gestation_weeks > 0) & (df.gestation_weeks < 99)]
-    df = df.dropna(subset=["mother_age", "plurality", "gestation_weeks"])
-    df = df[df.plurality.between(1, 5) & (df.mother_age < 100)]
-    records = [
-        {
-            "key": str(i),
-            "is_male": None if pd.isna(r.is_male) else bool(r.is_male),
-            "mother_age": float(r.mother_age),
-            "plurality": int(r.plurality),
-            "gestation_weeks": float(r.gestation_weeks),
-        }
-        for i, r in enumerate(df.itertuples())
-    ]
-    n = len(records)
-
-    # 1. the pipeline on the DirectRunner
+    source_file = work / "input.csv"
+    n = write_input(source_file, args.rows)
     handler = pipelines.SavedModelHandler(
-        export_dir, min_batch_size=args.batch // 4, max_batch_size=args.batch
+        export_dir, min_batch_size=args.batch, max_batch_size=args.batch
     )
-    start = time.perf_counter()
-    p = beam.Pipeline(options=pipelines.options("batch"))
-    pipelines.build_pipeline(p, pipelines.from_records(records), model=handler)
-    result = p.run()
-    result.wait_until_finish()
-    beam_seconds = time.perf_counter() - start
-    counts = pipelines.counts(result)
-    assert counts["predictions"] + counts["dead_letters"] == counts["records_in"] == n, counts
 
-    # 2. a plain loop: the same feature mapping, batched signature calls
-    start = time.perf_counter()
-    signature = handler.load_model()
-    rows = [pipelines.check(r) for r in records]
-    predictions = []
-    for i in range(0, len(rows), args.batch):
-        predictions.extend(signature(rows[i : i + args.batch]).tolist())
-    loop_seconds = time.perf_counter() - start
-    assert len(predictions) == len(rows)
+    # 1. the pipeline
+    sink = pipelines.Sink(folder=fresh(work / "pipeline"), table=None)
+    pipeline_s = timed(
+        lambda p: pipelines.build_pipeline(
+            p, pipelines.from_csv(str(source_file)), model=handler, sink=sink
+        )
+    )
+    counts = pipelines.counts(sink)
+    assert counts["records_in"] == counts["predictions"] + counts["dead_letters"] == n, counts
 
-    # 3. the same pipeline in streaming mode over a replay (counts from the data)
-    streamed = records[: args.stream_rows]
+    # 2. the runner's floor: the same source and sink, no model, no checks
+    floor_sink = pipelines.Sink(folder=fresh(work / "floor"), table=None)
+
+    def floor(p):
+        source = pipelines.from_csv(str(source_file))
+        rows = (
+            p
+            | "Read" >> source.transform
+            | "AsRow" >> beam.Map(lambda line: dict(zip(COLUMNS, line.split(","), strict=True)))
+        )
+        _ = rows | "WritePredictions" >> pipelines.WritePredictions(floor_sink)
+
+    floor_s = timed(floor)
+    with open(f"{floor_sink.folder}/predictions-global-000.csv") as f:
+        assert sum(1 for _ in f) == n + 1
+
+    # 3. a plain loop: the same checks, batched signature calls, the same files
+    start = time.perf_counter()
+    signature = savedmodel.load_signature(export_dir)
+    with open(source_file, newline="") as f:
+        reader = csv.reader(f)
+        columns = next(reader)
+        checked = [pipelines.check(dict(zip(columns, line, strict=True))) for line in reader]
+    weights = np.concatenate(
+        [
+            savedmodel.predict_columns(signature, checked[i : i + args.batch])["weight"].reshape(-1)
+            for i in range(0, len(checked), args.batch)
+        ]
+    )
+    loop_folder = fresh(work / "loop")
+    os.makedirs(loop_folder)
+    rows = [
+        {**r, "predicted_weight_pounds": float(w)} for r, w in zip(checked, weights, strict=True)
+    ]
+    with open(f"{loop_folder}/predictions.jsonl", "w") as f:
+        f.write("".join(json.dumps(r) + "\n" for r in rows))
+    with open(f"{loop_folder}/predictions.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(pipelines.COLUMNS), extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+    loop_s = time.perf_counter() - start
+    assert len(rows) == n
+
+    # 4. the same pipeline in streaming mode over a replay (counts from the data)
+    streamed = [dict(zip(COLUMNS, (r[c] for c in COLUMNS), strict=True)) for r in checked]
+    streamed = streamed[: args.stream_rows]
     times = pipelines.event_times(len(streamed), every=0.1)
+    stream_sink = pipelines.Sink(folder=fresh(work / "stream"), table=None)
     start = time.perf_counter()
     p = beam.Pipeline(options=pipelines.options("streaming"))
     pipelines.build_pipeline(
@@ -91,29 +151,28 @@ def main(argv: list[str] | None = None) -> int:
         pipelines.replay(streamed, times, speed=600, tick=5.0),
         model=handler,
         mode="streaming",
-        sink=pipelines.Sink(
-            folder=str(config.run_path("benchmarks", "pipeline", "stream")), table=None
-        ),
+        sink=stream_sink,
     )
     p.run().wait_until_finish()
-    stream_seconds = time.perf_counter() - start
-    written = config.run_path("benchmarks", "pipeline", "stream") / "counts.json"
-    stream_counts = json.loads(written.read_text())
-    assert stream_counts["records_in"] == stream_counts["predictions"] == len(streamed), (
-        stream_counts
-    )
+    stream_s = time.perf_counter() - start
+    stream_counts = pipelines.counts(stream_sink)
+    assert stream_counts["records_in"] == stream_counts["predictions"] == len(streamed)
 
-    beam_rate, loop_rate = n / beam_seconds, n / loop_seconds
-    print(f"rows: {n} (dead letters {counts['dead_letters']}), model: {handler.export_dir}")
-    print(f"Beam DirectRunner pipeline : {beam_seconds:7.2f} s  {beam_rate:10,.0f} records/s")
-    print(f"plain loop over SavedModel : {loop_seconds:7.2f} s  {loop_rate:10,.0f} records/s")
-    print(f"ratio loop / pipeline      : {loop_rate / beam_rate:7.1f}x")
-    stream_rate = len(streamed) / stream_seconds
+    rate = {
+        name: n / s for name, s in (("pipeline", pipeline_s), ("floor", floor_s), ("loop", loop_s))
+    }
+    print(f"rows: {n:,} from {source_file.name} (dead letters {counts['dead_letters']})")
+    print(f"model: {savedmodel.resolve(export_dir)}, {args.batch} rows per signature call")
     print(
-        f"streaming replay pipeline  : {stream_seconds:7.2f} s  {stream_rate:10,.0f} records/s"
-        f"  ({len(streamed)} rows, {stream_counts})"
+        f"pipeline (DirectRunner)       : {pipeline_s:7.2f} s {rate['pipeline']:10,.0f} records/s"
     )
-    assert set(babyweight.FEATURES) <= set(rows[0])
+    print(f"runner's floor (no model/checks): {floor_s:5.2f} s {rate['floor']:10,.0f} records/s")
+    print(f"plain loop                    : {loop_s:7.2f} s {rate['loop']:10,.0f} records/s")
+    print(
+        f"streaming replay pipeline     : {stream_s:7.2f} s "
+        f"{len(streamed) / stream_s:10,.0f} records/s ({len(streamed):,} rows)"
+    )
+    print(f"pipeline/floor: {rate['pipeline'] / rate['floor']:.2f}")
     return 0
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from prodml.babyweight import data
+from prodml.babyweight import contract, data
 from prodml.babyweight.contract import COURSE_INSTANCE
 
 
@@ -29,20 +29,6 @@ def raw_rows() -> pd.DataFrame:
 
 
 # --- the feature mapping --------------------------------------------------------------------
-
-
-def test_constants():
-    assert data.PLURALITIES == (
-        "Single(1)",
-        "Twins(2)",
-        "Triplets(3)",
-        "Quadruplets(4)",
-        "Quintuplets(5)",
-        "Multiple(2+)",
-    )
-    assert data.GENDERS == ("True", "False", "Unknown")
-    assert data.FEATURES == ("is_male", "mother_age", "plurality", "gestation_weeks")
-    assert data.LABEL == "weight_pounds"
 
 
 def test_plurality_and_gender_values():
@@ -182,7 +168,15 @@ def test_split_in_sql(run_dir):
             (frame[["weight_pounds", "mother_age", "plurality", "gestation_weeks"]] > 0).all().all()
         )
     # the rows the generator states its noise floor for, no more, no fewer
-    assert len(both) == len(natality.clean(natality.generate(20_000, seed=3)))
+    assert len(both) == len(contract.clean(natality.generate(20_000, seed=3)))
+    # every clean row lies in the contract's plausible ranges, so the prediction pipeline's
+    # record check accepts all of them (and its dead letters are only truly bad records)
+    for name, (low, high) in contract.RANGES.items():
+        assert low <= both[name].min() and both[name].max() <= high, name
+    from prodml import pipelines
+
+    checked = [pipelines.check(r) for r in both.head(2_000).to_dict("records")]
+    assert {r["plurality"] for r in checked} <= set(data.PLURALITIES)
     limited = data.read("train", limit=500, client=client)
     assert len(limited) == 500
     pd.testing.assert_frame_equal(limited, data.read("train", limit=500, client=client))

@@ -104,6 +104,8 @@ def gender(is_male) -> str:
         if is_male in GENDERS:
             return is_male
         raise ValueError(f"is_male must be True, False or one of {GENDERS}, got {is_male!r}")
+    if isinstance(is_male, bool):  # the common case first: a pipeline calls this per record
+        return "True" if is_male else "False"
     if is_male is None or (np.ndim(is_male) == 0 and pd.isna(is_male)):
         return UNKNOWN
     if isinstance(is_male, bool | np.bool_) or is_male in (0, 1):
@@ -122,7 +124,9 @@ def plurality(count, is_male=True) -> str:
         if count in PLURALITIES:
             return count
         raise ValueError(f"plurality must be 1..5 or one of {PLURALITIES}, got {count!r}")
-    if isinstance(count, bool) or pd.isna(count) or count not in range(1, 6):
+    if type(count) is not int and (isinstance(count, bool) or pd.isna(count)):
+        raise ValueError(f"plurality must be an integer 1..5, got {count!r}")
+    if count not in range(1, 6):
         raise ValueError(f"plurality must be an integer 1..5, got {count!r}")
     if int(count) > 1 and gender(is_male) == UNKNOWN:
         return MULTIPLE

@@ -62,13 +62,10 @@ import json
 import numpy as np
 import pandas as pd
 
-TABLE = "bigquery-public-data.samples.natality"
-
-#: The course's filter plus the 99 code: the rows the noise floor is stated for.
-CLEAN_WHERE = (
-    "year > 2000 AND weight_pounds > 0 AND mother_age > 0 AND plurality > 0 "
-    "AND gestation_weeks > 0 AND gestation_weeks < 99"
-)
+# The table's name, the clean filter (the rows the noise floor is stated for) and the
+# features' plausible ranges are the babyweight feature contract's, defined once there.
+from prodml.babyweight.contract import CLEAN_WHERE, TABLE, clean
+from prodml.babyweight.contract import RANGES as _FEATURE_RANGES
 
 #: Published figures the generator is calibrated to: (low, high) ranges, on clean rows.
 TARGETS: dict[str, tuple[float, float]] = {
@@ -196,9 +193,6 @@ def _mu(is_male, mother_age, plurality, gestation_weeks) -> np.ndarray:
     return _SCALE * grams / GRAMS_PER_POUND * sex * plur * _age_factor(mother_age)
 
 
-_FEATURE_RANGES = {"mother_age": (12, 50), "plurality": (1, 5), "gestation_weeks": (17, 47)}
-
-
 def _features(df: pd.DataFrame) -> tuple[np.ndarray, ...]:
     """is_male (bool), mother_age, plurality (int), gestation_weeks as arrays; refuses bad rows."""
     missing = [c for c in ("is_male", *_FEATURE_RANGES) if c not in df]
@@ -259,19 +253,6 @@ def noise_floor_rmse(df: pd.DataFrame | None = None) -> float:
 @functools.cache
 def _default_noise_floor() -> float:
     return noise_floor_rmse(generate(1_000_000, seed=0))
-
-
-def clean(df: pd.DataFrame) -> pd.DataFrame:
-    """The rows :data:`CLEAN_WHERE` keeps (the course's filter plus ``gestation_weeks < 99``)."""
-    keep = (
-        (df["year"] > 2000)
-        & (df["weight_pounds"] > 0)
-        & (df["mother_age"] > 0)
-        & (df["plurality"] > 0)
-        & (df["gestation_weeks"] > 0)
-        & (df["gestation_weeks"] < UNKNOWN)
-    )
-    return df[keep.fillna(False).astype(bool)]
 
 
 # --- the other columns ------------------------------------------------------------------

@@ -89,32 +89,53 @@ class _Tally(beam.CombineFn):
         return dict(acc)
 
 
+class _CountPerBundle(beam.DoFn):
+    """``(name, n)`` once per bundle, ``n`` the elements it saw: one cheap call per element
+    (no key, no combiner) for a batch run, whose elements all sit in the global window."""
+
+    def __init__(self, name: str):
+        self.name = name
+
+    def start_bundle(self):
+        self.n = 0
+
+    def process(self, element):
+        self.n += 1
+
+    def finish_bundle(self):
+        if self.n:
+            yield beam.window.GlobalWindows.windowed_value((self.name, self.n))
+
+
 def count_elements(p: beam.Pipeline, **pcolls: beam.PCollection) -> beam.PCollection:
     """One dict ``{name: how many elements that PCollection held}`` over the whole run.
 
-    Each input is counted with a combiner (partial counts per bundle, then summed). In a
-    streaming pipeline each is first re-windowed into one global window fired once, when the
-    watermark passes its end: at the end of a bounded stream (an unbounded stream reports on
-    drain). A batch pipeline's elements are in that one window already.
+    Batch: each input is counted per bundle and the bundles' counts summed. Streaming: each
+    input is first re-windowed into one global window fired once, when the watermark passes
+    its end (at the end of a bounded stream; an unbounded stream reports on drain), then
+    counted with a combiner.
     """
     streaming = p.options.view_as(StandardOptions).streaming
 
     def whole_run(pcoll, label):
-        if not streaming:
-            return pcoll
         return pcoll | label >> beam.WindowInto(
             beam.window.GlobalWindows(),
             trigger=trigger.AfterWatermark(),
             accumulation_mode=trigger.AccumulationMode.DISCARDING,
         )
 
-    counted = [whole_run(p | "CountSeed" >> beam.Create([None]), "WholeRun_seed")]
+    seed = p | "CountSeed" >> beam.Create([None])
+    counted = [whole_run(seed, "WholeRun_seed") if streaming else seed]
     for name, pcoll in pcolls.items():
-        counted.append(
-            whole_run(pcoll, f"WholeRun_{name}")
-            | f"Count_{name}" >> beam.combiners.Count.Globally().without_defaults()
-            | f"Name_{name}" >> beam.Map(lambda n, name=name: (name, n))
-        )
+        if streaming:
+            count = (
+                whole_run(pcoll, f"WholeRun_{name}")
+                | f"Count_{name}" >> beam.combiners.Count.Globally().without_defaults()
+                | f"Name_{name}" >> beam.Map(lambda n, name=name: (name, n))
+            )
+        else:
+            count = pcoll | f"Count_{name}" >> beam.ParDo(_CountPerBundle(name))
+        counted.append(count)
     return (
         counted
         | "AllCounts" >> beam.Flatten()
