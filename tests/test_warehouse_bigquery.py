@@ -191,7 +191,7 @@ def test_bigquery_ddl(client):
     with pytest.raises(exceptions.Conflict, match="Already Exists: Table local-project:scratch.t2"):
         run("CREATE TABLE scratch.t2 (a INT64)")
     assert run("INSERT INTO scratch.t2 (a, b) VALUES (1, 'x'), (2, 'y')").num_dml_affected_rows == 2
-    with pytest.raises(exceptions.BadRequest):  # NOT NULL holds
+    with pytest.raises(exceptions.BadRequest, match="Required field a cannot be null"):
         run("INSERT INTO scratch.t2 (b) VALUES ('z')")
     columns = run(
         "SELECT column_name, data_type, is_nullable FROM scratch.INFORMATION_SCHEMA.COLUMNS "

@@ -629,6 +629,9 @@ class LocalClient:
             if target is not None:
                 return self._not_found(target)
             return exceptions.NotFound(f"Not found: Table {missing.group(1)}")
+        required = re.search(r"NOT NULL constraint failed: [^.\s]+\.(\S+)", detail)
+        if required:
+            return exceptions.BadRequest(f"Required field {required.group(1)} cannot be null")
         bad = re.search(r"Could not convert string '(.*)' to (\w+)", detail)
         if bad:
             kind = {"INT64": "int64", "INT32": "int64", "DOUBLE": "double", "BOOL": "bool"}.get(
@@ -739,7 +742,8 @@ class LocalClient:
             except Exception as err:
                 con.execute("ROLLBACK").fetchall()
                 if isinstance(err, duckdb.Error):
-                    err = exceptions.BadRequest(f"loading {target} failed: {strip_ansi(str(err))}")
+                    detail = re.sub(r"^[A-Za-z ]*Error: ", "", strip_ansi(str(err)).splitlines()[0])
+                    err = exceptions.BadRequest(f"loading {target} failed: {detail}")
                 job.error_result = {"reason": "invalid", "message": str(err)}
                 job._exception = err
                 return job
