@@ -397,6 +397,22 @@ def schema_field(name: str, dtype: pa.DataType, nullable: bool = True) -> Schema
 # ---------------------------------------------------------------------------------------------
 
 
+_LEGACY = {"INT64": "INTEGER", "FLOAT64": "FLOAT", "BOOL": "BOOLEAN"}
+_PLAIN = {"INTEGER", "FLOAT", "BOOLEAN", "STRING", "DATE", "TIMESTAMP", "DATETIME", "BYTES"}
+
+
+def _same_type(source: pa.DataType, field: SchemaField) -> bool:
+    """Whether an Arrow column already holds the BigQuery type of ``field`` (scalar types)."""
+    kind = _LEGACY.get(field.field_type.upper(), field.field_type.upper())
+    if kind not in _PLAIN:
+        return False
+    if kind == "INTEGER":
+        return pa.types.is_int64(source)
+    if kind == "FLOAT":
+        return pa.types.is_float64(source)
+    return schema_field("x", source).field_type == kind
+
+
 def _checks(staged: Staged) -> tuple[list[str], list[tuple[str, str]]]:
     """SELECT expressions producing the target columns, and (condition, message) bad-row checks."""
     source_types = {f.name: f.type for f in staged.table.schema}
@@ -409,6 +425,13 @@ def _checks(staged: Staged) -> tuple[list[str], list[tuple[str, str]]]:
             if f.mode == "REQUIRED":
                 raise exceptions.BadRequest(f"required field {f.name!r} is missing from the source")
             exprs.append(f"CAST(NULL AS {duckdb_type(f)}) AS {col}")
+            continue
+        if f.mode != "REPEATED" and _same_type(source_types[f.name], f):
+            # already the target type (a typed DataFrame or Parquet column): nothing to convert,
+            # so nothing to check but REQUIRED
+            exprs.append(col)
+            if f.mode == "REQUIRED":
+                checks.append((f"{col} IS NULL", f"'Missing value in required column {f.name}'"))
             continue
         target = duckdb_type(f)
         value = col
