@@ -385,6 +385,16 @@ def test_references_and_the_rest_of_the_client(client, small):
             call()
     with pytest.raises(AttributeError):
         client.no_such_method()  # a typo is still a typo
+    job = client.query("SELECT COUNT(*) AS n FROM course.small")
+    assert job.result().to_dataframe(create_bqstorage_client=False)["n"].tolist() == [4]
+    for name, call in (
+        ("QueryJob.cancel", job.cancel),
+        ("RowIterator.to_geodataframe", job.result().to_geodataframe),
+    ):
+        with pytest.raises(NotImplementedError, match=f"{name} is not implemented"):
+            call()
+    with pytest.raises(NotImplementedError, match="QueryJob.total_bytes_processed"):
+        _ = job.total_bytes_processed
     client.delete_table(table)
     client.delete_dataset(dataset)
 

@@ -117,6 +117,26 @@ def standard_type(field: bigquery.SchemaField) -> str:
     return f"ARRAY<{base}>" if field.mode == "REPEATED" else base
 
 
+def _not_implemented(owner: str, real: type, name: str):
+    """What the google-cloud-bigquery class ``real`` has and the local stand-in lacks: a clear
+    NotImplementedError naming the member (on call for methods, on access otherwise), never
+    AttributeError, which reads like a typo in the learner's code."""
+    if name.startswith("_") or not hasattr(real, name):
+        raise AttributeError(f"{owner!r} object has no attribute {name!r}")
+    message = (
+        f"{real.__name__}.{name} is not implemented by the local DuckDB warehouse "
+        f"(prodml.warehouse.{owner}); set warehouse='bigquery' to use it on BigQuery"
+    )
+    if callable(getattr(real, name)):
+
+        def refuse(*args, **kwargs):
+            raise NotImplementedError(message)
+
+        refuse.__name__ = name
+        return refuse
+    raise NotImplementedError(message)
+
+
 def _pandas_type(dtype: pa.DataType):
     # what google-cloud-bigquery's to_dataframe() gives: nullable Int64 and boolean columns
     if pa.types.is_integer(dtype):
@@ -144,8 +164,11 @@ class RowIterator:
     def to_arrow(self) -> pa.Table:
         return self._table
 
-    def to_dataframe(self) -> pd.DataFrame:
+    def to_dataframe(self, *args, **kwargs) -> pd.DataFrame:
         return self._table.to_pandas(types_mapper=_pandas_type)
+
+    def __getattr__(self, name: str):
+        return _not_implemented("RowIterator", bigquery.table.RowIterator, name)
 
 
 class _Job:
@@ -185,6 +208,9 @@ class QueryJob(_Job):
     def to_arrow(self, *args, **kwargs) -> pa.Table:
         return self._rows.to_arrow()
 
+    def __getattr__(self, name: str):
+        return _not_implemented("QueryJob", bigquery.QueryJob, name)
+
 
 class LoadJob(_Job):
     def __init__(self, destination: bigquery.TableReference):
@@ -195,6 +221,9 @@ class LoadJob(_Job):
     def result(self, *args, **kwargs) -> LoadJob:
         self._raise()
         return self
+
+    def __getattr__(self, name: str):
+        return _not_implemented("LoadJob", bigquery.LoadJob, name)
 
 
 _PY_TYPES = {"INT64": int, "INTEGER": int, "FLOAT64": float, "FLOAT": float, "BOOL": bool}
@@ -222,6 +251,9 @@ class ExtractJob(_Job):
     def result(self, *args, **kwargs) -> ExtractJob:
         self._raise()
         return self
+
+    def __getattr__(self, name: str):
+        return _not_implemented("ExtractJob", bigquery.ExtractJob, name)
 
 
 _EXTRACT_FORMATS = ("CSV", "NEWLINE_DELIMITED_JSON", "AVRO", "PARQUET")
@@ -259,22 +291,7 @@ class LocalClient:
         return f"LocalClient(path={str(self.path)!r}, project={self.project!r})"
 
     def __getattr__(self, name: str):
-        # what google-cloud-bigquery's Client has and this client lacks: a clear refusal, never
-        # AttributeError (which reads like a typo in the learner's code)
-        if name.startswith("_") or not hasattr(bigquery.Client, name):
-            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
-        message = (
-            f"Client.{name} is not implemented by the local DuckDB warehouse "
-            "(prodml.warehouse.LocalClient); set warehouse='bigquery' to use it on BigQuery"
-        )
-        if callable(getattr(bigquery.Client, name)):
-
-            def refuse(*args, **kwargs):
-                raise NotImplementedError(message)
-
-            refuse.__name__ = name
-            return refuse
-        raise NotImplementedError(message)
+        return _not_implemented("LocalClient", bigquery.Client, name)
 
     # -- connection ---------------------------------------------------------------------------
 
