@@ -13,9 +13,9 @@ Then the mixed load: 1, then 4 client processes (``python benchmarks/warehouse.p
 on the same run folder, each for ``--seconds`` after all are ready, one INSERT for every three
 reads (a COUNT of the inserted rows, a per-year AVG over natality). Prints queries per second in
 total and per client, failed queries (expected 0) and the ratio of 4 clients to 1. Every client
-opens the DuckDB file per call and waits its turn for the file lock (see
-``prodml.warehouse.local``), so the total rate stays about flat as clients are added: the
-figure to watch is that it does not collapse and nothing fails.
+takes its turn at the DuckDB file per call (see ``prodml.warehouse.local``): calls are served one
+at a time, so the total rate cannot grow with clients; the figures to watch are that nothing
+fails and that the total does not collapse as clients are added.
 """
 
 from __future__ import annotations

@@ -35,7 +35,14 @@ default project (other than the public one) creates its dataset.
 from __future__ import annotations
 
 from prodml import config
-from prodml.warehouse.local import LoadJob, LocalClient, QueryJob, RowIterator, TableNotFound
+from prodml.warehouse.local import (
+    ExtractJob,
+    LoadJob,
+    LocalClient,
+    QueryJob,
+    RowIterator,
+    TableNotFound,
+)
 from prodml.warehouse.sql import UnsupportedSQL, fingerprint, translate
 
 
@@ -66,6 +73,7 @@ __all__ = [
     "LocalClient",
     "QueryJob",
     "LoadJob",
+    "ExtractJob",
     "RowIterator",
     "TableNotFound",
     "UnsupportedSQL",
