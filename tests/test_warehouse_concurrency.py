@@ -116,3 +116,49 @@ def test_waiting_for_the_file_is_bounded(run_dir, tmp_path):
     # once it is released the same client answers
     job = client.query("SELECT 1 AS x", job_config=bigquery.QueryJobConfig())
     assert job.to_dataframe()["x"].tolist() == [1]
+
+
+# A process that registers a small public table (as prodml.datasets does for natality) and, once
+# told "go", queries it: the first reference generates it.
+FIRST_REFERENCE = """
+import sys, time
+import pandas as pd
+from prodml import warehouse
+from prodml.datasets import PUBLIC_TABLES
+
+def generate():
+    time.sleep(1.0)  # a slow generator widens the race
+    return pd.DataFrame({"i": range(100)})
+
+PUBLIC_TABLES["bigquery-public-data.race.small"] = generate
+client = warehouse.client()
+print("ready", flush=True)
+sys.stdin.readline()
+rows = client.query("SELECT COUNT(*) AS n FROM publicdata.race.small").to_dataframe()
+print(int(rows["n"][0]))
+"""
+
+
+def test_concurrent_first_references_generate_a_public_table_once(run_dir):
+    env = {**os.environ, "PRODML_RUN_DIR": str(run_dir)}
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", FIRST_REFERENCE],
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    for proc in procs:
+        assert proc.stdout.readline().strip() == "ready", proc.stderr.read()
+    for proc in procs:
+        proc.stdin.write("go\n")
+        proc.stdin.flush()
+    outputs = [proc.communicate(timeout=600) for proc in procs]
+    assert [p.returncode for p in procs] == [0, 0], [err for _, err in outputs]
+    assert [out.strip() for out, _ in outputs] == ["100", "100"]  # generated once, not twice
+    notices = [line for _, err in outputs for line in err.splitlines() if "generating" in line]
+    assert len(notices) == 1 and "bigquery-public-data.race.small" in notices[0]
