@@ -9,6 +9,7 @@ import json
 import shutil
 import xml.etree.ElementTree as ET
 
+import nbformat
 from fixtures.tinylab import NOTEBOOK, edit_cell, make_lab
 from prodml.workbook import grade, notebooks
 
@@ -363,3 +364,48 @@ def test_the_workflow_templates_are_valid_and_call_real_commands():
     reporter = steps["Publish the points to GitHub Classroom"]
     assert reporter["uses"].startswith("classroom-resources/autograding-grading-reporter@")
     assert reporter["with"]["runners"] == "prodml" and "PRODML_RESULTS" in reporter["env"]
+
+
+def _ran(source, error=None, cell_id=None, test=False):
+    """A code cell as nbclient leaves it: executed, with an error output when it raised."""
+    cell = nbformat.v4.new_code_cell(source)
+    cell.id = cell_id or f"c{abs(hash(source)) % 10**8}"
+    cell.execution_count = 1
+    if error:
+        name, value = error.split(": ", 1)
+        cell.outputs = [nbformat.v4.new_output("error", ename=name, evalue=value, traceback=[])]
+    if test:
+        cell.metadata["tags"] = ["test"]
+    return cell
+
+
+def test_a_stub_is_blamed_for_the_names_its_solution_defines():
+    """A stub cell never defines what its solution would (`client`): a later NameError for that
+    name is blocked by the stub's TODO, not by whatever else the failing cell happens to read."""
+    stub = "NotImplementedError: TODO 2: build the client"
+    executed = nbformat.v4.new_notebook()
+    executed.cells = [
+        _ran("body = make_body()", "NotImplementedError: TODO 1: the body", "body"),
+        _ran('raise NotImplementedError("TODO 2: build the client")', stub, "client"),
+        _ran("answer = client.ask(body)", "NameError: name 'client' is not defined", "ask"),
+        _ran("assert answer", "NameError: name 'answer' is not defined", "check-ask", test=True),
+        _ran("assert body", "NameError: name 'body' is not defined", "check-body", test=True),
+    ]
+    checks = {i: grade.Check(i, 1) for i in ("check-ask", "check-body")}
+    report = grade.Report("student.ipynb", "solution.ipynb", list(checks.values()))
+    cells = {c.id: n for n, c in enumerate(executed.cells, start=1)}
+    solution = {"client": {"client"}, "body": {"body"}}
+    grade.analyse(executed, report, checks, cells, None, {2: {"check-ask"}}, solution)
+    assert _checks(report) == {
+        "check-ask": (0, 1, "failed", f"TODO 2 not done (cell 2: {stub})"),
+        "check-body": (
+            0,
+            1,
+            "blocked",
+            "blocked by TODO 1 (cell 1: NotImplementedError: TODO 1: the body)",
+        ),
+    }
+    assert report.root_causes == [
+        "TODO 1 not done (cell 1: NotImplementedError: TODO 1: the body)",
+        f"TODO 2 not done (cell 2: {stub})",
+    ]
