@@ -35,6 +35,31 @@ class Sink:
     write_disposition: str = "WRITE_APPEND"
 
 
+class _Rows(beam.CombineFn):
+    """Rows (dicts) -> one list of tuples in ``columns`` order: a pane's rows travel to the
+    writer as compact tuples (cheaper to encode than dicts); keys outside ``columns`` are not
+    written."""
+
+    def __init__(self, columns: Sequence[str]):
+        self.columns = tuple(columns)
+
+    def create_accumulator(self):
+        return []
+
+    def add_input(self, acc, row):
+        acc.append(tuple(row.get(c) for c in self.columns))
+        return acc
+
+    def merge_accumulators(self, accumulators):
+        merged = []
+        for acc in accumulators:
+            merged.extend(acc)
+        return merged
+
+    def extract_output(self, acc):
+        return acc
+
+
 class _WritePane(beam.DoFn):
     """Write one window pane's rows (all rows in batch): a JSONL and a CSV file, and a table."""
 
@@ -45,25 +70,26 @@ class _WritePane(beam.DoFn):
     def process(self, rows, win=beam.DoFn.WindowParam, pane=beam.DoFn.PaneInfoParam):
         if not rows:
             return
-        rows.sort(key=lambda r: str(r.get("key", r.get("record", ""))))
+        rows.sort(key=lambda r: str(r[0]))  # by key (predictions) or record (dead letters)
         part = "global" if not isinstance(win, window.IntervalWindow) else str(int(win.start))
         stem = f"{self.folder}/{self.prefix}-{part}-{pane.index:03d}"
         fs = storage.filesystem(self.folder)
         fs.makedirs(self.folder, exist_ok=True)
+        columns, dumps = self.columns, json.JSONEncoder(default=str).encode
         with fs.open(f"{stem}.jsonl", "w") as f:
-            f.write("".join(json.dumps(r, default=str) + "\n" for r in rows))
+            f.write("".join(dumps(dict(zip(columns, r, strict=True))) + "\n" for r in rows))
         buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, fieldnames=self.columns, extrasaction="ignore")
-        writer.writeheader()
+        writer = csv.writer(buffer, lineterminator="\r\n")
+        writer.writerow(columns)
         writer.writerows(rows)
         with fs.open(f"{stem}.csv", "w") as f:
             f.write(buffer.getvalue())
         if self.table:
-            _load(rows, self.columns, self.table, self.disposition)
+            _load(rows, columns, self.table, self.disposition)
         yield f"{stem}.jsonl"
 
 
-def _load(rows: list[dict], columns: Sequence[str], table: str, disposition: str) -> None:
+def _load(rows: list[tuple], columns: Sequence[str], table: str, disposition: str) -> None:
     import pandas as pd
     from google.cloud import bigquery
 
@@ -85,7 +111,7 @@ class _WriteRows(beam.PTransform):
         )
         return (
             rows
-            | "PerPane" >> beam.CombineGlobally(beam.combiners.ToListCombineFn()).without_defaults()
+            | "PerPane" >> beam.CombineGlobally(_Rows(self.columns)).without_defaults()
             | "Write" >> beam.ParDo(write)
         )
 
