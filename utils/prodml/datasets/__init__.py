@@ -11,10 +11,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from prodml.datasets import natality
+from prodml.datasets import natality, traffic
 
 PUBLIC_TABLES: dict[str, Callable[[], object]] = {
     natality.TABLE: natality.public_table,
+    # The workbook's own stand-in for the course's San Diego sensor file (not a BigQuery table;
+    # no such project exists there): see prodml.datasets.traffic.
+    traffic.TABLE: traffic.default_table,
 }
 
 __all__ = ["PUBLIC_TABLES"]
