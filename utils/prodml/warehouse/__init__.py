@@ -6,7 +6,8 @@
   folder). It answers the same calls as ``google.cloud.bigquery.Client`` -- ``query(sql,
   job_config)``, ``load_table_from_dataframe``, ``load_table_from_uri``, ``extract_table``,
   ``get_table``, ``list_rows``, ``list_tables``, ``delete_table``, ``create_dataset``,
-  ``get_dataset``, ``delete_dataset``; any other Client method raises NotImplementedError -- and takes google-cloud-bigquery's own
+  ``get_dataset``, ``delete_dataset``, ``insert_rows_json`` (streaming inserts); any other Client
+  method raises NotImplementedError -- and takes google-cloud-bigquery's own
   config classes (``QueryJobConfig``, ``ScalarQueryParameter``, ``LoadJobConfig``,
   ``SchemaField``...), so notebook code is the same on both backends.
 * ``"bigquery"``: the real ``google.cloud.bigquery.Client`` (Application Default Credentials).

@@ -38,6 +38,7 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 import duckdb
@@ -135,6 +136,11 @@ def _not_implemented(owner: str, real: type, name: str):
         refuse.__name__ = name
         return refuse
     raise NotImplementedError(message)
+
+
+def _insert_error(location: str, message: str, reason: str = "invalid") -> dict:
+    """One problem with one row, in the shape of ``tabledata.insertAll``'s ``insertErrors``."""
+    return {"reason": reason, "location": location, "debugInfo": "", "message": message}
 
 
 def _pandas_type(dtype: pa.DataType):
@@ -766,6 +772,101 @@ class LocalClient:
                 return job
             job.output_rows = prepared.rows
             return job
+
+    # -- streaming inserts --------------------------------------------------------------------
+
+    def insert_rows_json(
+        self,
+        table,
+        json_rows,
+        row_ids=bigquery.AutoRowIDs.GENERATE_UUID,
+        skip_invalid_rows: bool | None = None,
+        ignore_unknown_values: bool | None = None,
+        template_suffix: str | None = None,
+        retry=None,
+        timeout=None,
+    ) -> list[dict]:
+        """Stream rows into an existing table, as BigQuery's ``tabledata.insertAll`` does.
+
+        The streaming API, not a load job: no job, no file, and the rows are queryable as soon
+        as the call returns. ``json_rows`` are dicts of JSON values keyed by the table's
+        columns; each is checked against the table's schema. Returns the rows that failed, as
+        google-cloud-bigquery does: ``[{"index": i, "errors": [{"reason": "invalid",
+        "location": column, "debugInfo": "", "message": ...}]}]``, empty when every row went in.
+        With ``skip_invalid_rows`` false (the default) one invalid row stops the whole request
+        (its other rows are listed with reason ``"stopped"``); true inserts the valid rows.
+        Keys the schema lacks are errors unless ``ignore_unknown_values``.
+
+        Differences: ``row_ids`` (insertId) are accepted and checked but rows are never
+        de-duplicated (BigQuery does it best effort, over about a minute); ``template_suffix``
+        raises ``NotImplementedError``; the table must exist (``NotFound``), as on BigQuery.
+        """
+        if not isinstance(json_rows, Sequence | Iterator):
+            raise TypeError("json_rows argument should be a sequence of dicts")
+        if template_suffix is not None:
+            raise NotImplementedError(
+                "insert_rows_json(template_suffix=...) (template tables) is not implemented by "
+                "the local DuckDB warehouse"
+            )
+        rows = list(json_rows)
+        if not isinstance(row_ids, bigquery.AutoRowIDs) and row_ids is not None:
+            try:
+                ids = list(row_ids)
+            except TypeError:
+                raise TypeError(
+                    "row_ids is neither an iterable nor an AutoRowIDs enum member"
+                ) from None
+            if len(ids) < len(rows):
+                raise ValueError(f"row_ids did not generate enough IDs, error at index {len(ids)}")
+        name = table_name(table, self.project)
+        if name.project in public_projects():
+            raise access_denied(name)
+        with self._connection() as con:
+            self._check_exists(con, name)
+            fields = self._schema(con, name)
+            columns = {f.name for f in fields}
+            errors: dict[int, list[dict]] = {}
+            staged_rows, indexes = [], []
+            for i, row in enumerate(rows):
+                if not isinstance(row, Mapping):
+                    errors[i] = [_insert_error("", f"a row must be a JSON object, got {row!r}")]
+                    continue
+                unknown = sorted(set(row) - columns)
+                if unknown and not ignore_unknown_values:
+                    errors[i] = [_insert_error(k, f"no such field: {k}.") for k in unknown]
+                    continue
+                staged_rows.append(row)
+                indexes.append(i)
+            staged = pa.table(
+                {
+                    **{
+                        f.name: pa.array(
+                            [loads._as_text(r.get(f.name)) for r in staged_rows], pa.string()
+                        )
+                        for f in fields
+                    },
+                    loads.LOCATION: pa.array([str(i) for i in indexes], pa.string()),
+                }
+            )
+            prepared = loads.prepare(con, loads.Staged(staged, schema=fields))
+            for e in prepared.errors:
+                column = re.search(r"in (?:required )?column (\S+)", e["message"])
+                errors[int(e["location"])] = [
+                    _insert_error(column.group(1) if column else "", e["message"])
+                ]
+            if errors and not skip_invalid_rows:
+                for i in range(len(rows)):
+                    errors.setdefault(i, [_insert_error("", "", reason="stopped")])
+                return [{"index": i, "errors": errors[i]} for i in sorted(errors)]
+            if prepared.rows:
+                con.execute("BEGIN").fetchall()
+                try:
+                    loads.write(con, prepared.select, name, "WRITE_APPEND", "CREATE_NEVER")
+                    con.execute("COMMIT").fetchall()
+                except Exception:
+                    con.execute("ROLLBACK").fetchall()
+                    raise
+        return [{"index": i, "errors": errors[i]} for i in sorted(errors)]
 
     # -- extracts -----------------------------------------------------------------------------
 
