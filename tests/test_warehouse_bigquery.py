@@ -378,7 +378,7 @@ def test_references_and_the_rest_of_the_client(client, small):
     assert [t.table_id for t in client.list_tables(dataset)] == ["small"]
     for name, call in (
         ("copy_table", lambda: client.copy_table(table, "course.other")),
-        ("insert_rows_json", lambda: client.insert_rows_json(table, [{"n": 1}])),
+        ("insert_rows", lambda: client.insert_rows(table, [{"n": 1}])),
         ("list_jobs", lambda: client.list_jobs()),
     ):
         with pytest.raises(NotImplementedError, match=f"Client.{name} is not implemented"):
