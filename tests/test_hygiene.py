@@ -13,7 +13,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from prodml.workbook import notebooks, release
+from prodml.workbook import colab, notebooks, release
 
 REPO = Path(__file__).resolve().parents[1]
 FOLDERS = ("notebooks", "solutions", "labs")
@@ -96,14 +96,16 @@ def check_notebook(path: Path, rel: str, monkeypatch) -> None:
 
     title, objectives, setup, params = nb.cells[:4]
     assert title.cell_type == "markdown" and re.match(r"# \S", title.source)
-    assert f"]({notebooks.COLAB_BADGE}{rel})" in title.source, "the Colab badge must point here"
+    url, ref = colab.repository(REPO)
+    assert f"]({colab.badge_url(url, ref, rel)})" in title.source, "the Colab badge must point here"
     assert objectives.cell_type == "markdown"
     assert objectives.source.startswith("## Learning objectives")
     assert re.search(r"^- \S", objectives.source, flags=re.M), "objectives as a bulleted list"
-    # The setup cell of CONTRIBUTING.md, as written there or as `ruff format` lays it out.
+    # The setup cell `prodml release` writes (prodml.workbook.colab), for this path and extras.
     assert setup.cell_type == "code"
-    assert setup.source.splitlines()[0] == notebooks.COLAB_SETUP.splitlines()[0]
-    assert ast.dump(ast.parse(setup.source)) == ast.dump(ast.parse(notebooks.COLAB_SETUP))
+    assert setup.source == colab.setup_source(url, ref, rel, colab.extras(nb, rel)), (
+        "stale Colab setup cell: run `prodml release`"
+    )
     assert parameters == [3], "the parameters cell comes right after the Colab setup cell"
     assert "SMOKE" in params.source
 

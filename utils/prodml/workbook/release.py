@@ -25,7 +25,7 @@ import re
 import shutil
 from pathlib import Path
 
-from prodml.workbook import conventions, notebooks
+from prodml.workbook import colab, conventions, notebooks
 
 PY_TODO = re.compile(r"^\s*#\s*TODO\s+(\d+)\s*:\s*(.*?)\s*$")
 HTML_TODO = re.compile(r"^\s*<!--\s*TODO\s+(\d+)\s*:\s*(.*?)\s*-->\s*$")
@@ -166,7 +166,9 @@ def release_html(source: str, where: str) -> str:
     return _strip(source, where, html=True)
 
 
-def release_notebook(text: str, where: str) -> str:
+def release_notebook(text: str, where: str, rel: str | None = None, repo=None) -> str:
+    """The student copy of a notebook; with ``rel`` (its ``labs/`` path) and ``repo`` (``(url,
+    ref)``), its Colab badge and setup cell are written for that path (:mod:`colab`)."""
     import nbformat
 
     nb = nbformat.reads(text, as_version=4)
@@ -179,11 +181,9 @@ def release_notebook(text: str, where: str) -> str:
             _check_python(cell.source, here, cell=True)
             cell.outputs = []
             cell.execution_count = None
-        elif cell.cell_type == "markdown":
-            cell.source = cell.source.replace(
-                notebooks.COLAB_BADGE + "solutions/", notebooks.COLAB_BADGE + "labs/"
-            )
     nb.metadata.pop("papermill", None)
+    if rel is not None and repo is not None:
+        colab.stamp(nb, rel, *repo, where=where)
     return notebooks.dumps(nb)
 
 
@@ -210,6 +210,7 @@ def _lab_files(folder: Path) -> list[Path]:
 def generate(solutions: Path) -> dict[str, bytes]:
     """The whole ``labs/`` folder, in memory: relative path -> content."""
     files: dict[str, bytes] = {"README.md": README.encode()}
+    repo = colab.repository(solutions)
     for lab in lab_folders(solutions):
         problems = conventions.check_lab(lab, _lab_files(lab))
         if problems:
@@ -224,7 +225,9 @@ def generate(solutions: Path) -> dict[str, bytes]:
             if path.suffix == ".py":
                 data = release_python(data.decode("utf-8"), where).encode("utf-8")
             elif path.suffix == ".ipynb":
-                data = release_notebook(data.decode("utf-8"), where).encode("utf-8")
+                data = release_notebook(
+                    data.decode("utf-8"), where, rel=f"labs/{rel}", repo=repo
+                ).encode("utf-8")
             elif path.suffix in (".html", ".htm"):
                 data = release_html(data.decode("utf-8"), where).encode("utf-8")
             elif _ANY_MARKER.search(data):
@@ -278,6 +281,27 @@ def write(generated: dict[str, bytes], labs: Path) -> list[str]:
     return changes
 
 
+def stamp_sources(folders: list[Path], write: bool) -> list[str]:
+    """Write the Colab badge and setup cell into the source notebooks under ``folders``.
+
+    Returns the notebooks whose badge or setup cell was stale (rewritten when ``write``). Each
+    notebook's repository path is taken relative to the folder holding ``pyproject.toml``.
+    """
+    stale = []
+    for folder in folders:
+        if not folder.is_dir():
+            continue
+        url, ref = colab.repository(folder)
+        for path in notebooks.discover([folder]):
+            nb = notebooks.read(path)
+            rel = path.relative_to(folder.resolve().parent).as_posix()
+            if colab.stamp(nb, rel, url, ref, where=str(path)):
+                stale.append(rel)
+                if write:
+                    notebooks.write(nb, path)
+    return stale
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--check", action="store_true", help="fail if labs/ is not up to date")
     parser.add_argument(
@@ -291,9 +315,13 @@ def main(args: argparse.Namespace) -> int:
     solutions = args.solutions or repo / "solutions"
     labs = args.labs or repo / "labs"
     try:
+        stale = stamp_sources(
+            [solutions] + ([repo / "notebooks"] if repo else []), write=not args.check
+        )
         generated = generate(solutions)
         if args.check:
-            problems = compare(generated, labs)
+            problems = [f"stale:   {rel} (Colab badge or setup cell)" for rel in stale]
+            problems += compare(generated, labs)
             for line in problems:
                 print(line)
             if problems:
@@ -302,10 +330,10 @@ def main(args: argparse.Namespace) -> int:
             print(f"{labs} is up to date ({len(generated)} files)")
             return 0
         changes = write(generated, labs)
-    except (ReleaseError, FileNotFoundError) as error:
+    except (ReleaseError, colab.ColabError, FileNotFoundError) as error:
         print(f"prodml release: {error}")
         return 1
-    for line in changes:
+    for line in [f"updated  {rel} (Colab badge or setup cell)" for rel in stale] + changes:
         print(line)
     print(f"wrote {labs} from {solutions}: {len(generated)} files, {len(changes)} changed")
     return 0
