@@ -22,6 +22,7 @@ course demo's alert, raised when it is above zero).
 
 from __future__ import annotations
 
+import datetime
 import json
 import math
 import sqlite3
@@ -80,14 +81,28 @@ def check_reading(raw, fmt: str, columns: Sequence[str] | None, stations: Mappin
         raise pipelines.RecordError(f"unknown location {key}")
     if not 1 <= lane <= 8:
         raise pipelines.RecordError(f"LANE {lane} is out of range 1..8")
-    try:
-        stamp = pd.Timestamp(record["TIMESTAMP"])
-    except (TypeError, ValueError):
-        raise pipelines.RecordError(f"TIMESTAMP {record['TIMESTAMP']!r} is not a time") from None
-    if stamp is pd.NaT:
-        raise pipelines.RecordError("TIMESTAMP is null")
-    event_time = stamp.timestamp()  # pandas reads a naive time as UTC, as the generator does
-    return {"station": stations[key], "LANE": lane, "SPEED": speed, "event_time": event_time}
+    return {
+        "station": stations[key],
+        "LANE": lane,
+        "SPEED": speed,
+        "event_time": event_seconds(record["TIMESTAMP"]),
+    }
+
+
+def event_seconds(value) -> float:
+    """A reading's TIMESTAMP (ISO text or a datetime; naive means UTC, as in the generator) ->
+    seconds since the epoch. ``datetime.fromisoformat`` rather than ``pd.Timestamp``: the same
+    answer, an order of magnitude cheaper per record."""
+    if isinstance(value, str):
+        try:
+            value = datetime.datetime.fromisoformat(value.strip())
+        except ValueError:
+            raise pipelines.RecordError(f"TIMESTAMP {value!r} is not a time") from None
+    if value is None or value is pd.NaT or not isinstance(value, datetime.datetime):
+        raise pipelines.RecordError(f"TIMESTAMP {value!r} is not a time")
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=datetime.UTC)
+    return value.timestamp()
 
 
 class _Parse(beam.DoFn):
@@ -159,12 +174,11 @@ class LaneWindows(beam.PTransform):
     dict ``{(station, lane): average SPEED}`` in that window."""
 
     def expand(self, readings):
-        # TODO 1: the sliding-window feature transform: every reading counts in each of the
-        # 15-minute windows that contain its event time, one window starting every 5 minutes
-        # (WINDOW_SECONDS, PERIOD_SECONDS), and each window yields its lane averages.
-        # Inputs: `readings`, dicts with station, LANE and SPEED, event times already set.
-        # Output: a PCollection with one element per window: {(station, lane): average SPEED},
-        # made by the LaneMeans combiner above. The whole lab's features come out of it.
+        # TODO 1: the sliding-window feature transform (15-minute windows, one every 5 minutes).
+        # Inputs: `readings`, dicts with station, LANE and SPEED, event times already set;
+        #   WINDOW_SECONDS and PERIOD_SECONDS.
+        # Output: one element per window that holds readings, {(station, lane): average SPEED},
+        #   made by the LaneMeans combiner above. Every feature of the lab comes out of it.
         # Graded by: test-windows, test-batch, test-stream
         # BEGIN SOLUTION
         return (
