@@ -13,8 +13,7 @@ from apache_beam.testing.test_stream import TestStream
 from apache_beam.testing.util import assert_that, equal_to
 from apache_beam.transforms.window import TimestampedValue
 from prodml import babyweight, config, pipelines
-from prodml.serving.testing import export_toy_model, toy_weight
-from support import JSONHandler, LoopbackServer
+from support import JSONHandler, LoopbackServer, export_toy_model, toy_weight
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 COLUMNS = ["key", "is_male", "mother_age", "plurality", "gestation_weeks"]
@@ -34,9 +33,10 @@ def formula(is_male: str, mother_age: float, plurality: str, gestation_weeks: fl
 
 @pytest.fixture(scope="module")
 def export_dir(tmp_path_factory):
-    """The server tests' toy SavedModel (babyweight's signatures, computing :func:`formula`),
-    in a TF Serving-style base folder."""
-    return export_toy_model(tmp_path_factory.mktemp("model") / "export", version=7).parent
+    """The server tests' toy SavedModel (babyweight's signatures, computing :func:`formula`,
+    its output shaped [None, 1] like the course's model), in a TF Serving-style base folder."""
+    base = tmp_path_factory.mktemp("model") / "export"
+    return export_toy_model(base, version=7, column=True).parent
 
 
 def natality_records(n: int, seed: int = 0) -> list[dict]:
@@ -230,7 +230,6 @@ def test_streaming_windows_on_time_late_and_too_late(export_dir):
         )
 
     run(build, "streaming")
-    assert source.streaming
 
 
 def read_rows(folder: Path) -> dict[str, dict]:
@@ -380,10 +379,9 @@ def test_stream_source_is_pubsub_when_configured_for_google_cloud(run_dir):
     from apache_beam.portability.api import beam_runner_api_pb2
 
     p = beam.Pipeline(options=pipelines.options("streaming"))
-    out = pipelines.build_pipeline(
+    pipelines.build_pipeline(
         p, cloud, model=pipelines.HTTPModelHandler("http://127.0.0.1:9"), mode="streaming"
     )
-    assert out.predictions.pipeline is p
     transforms = p.to_runner_api().components.transforms.values()
     (read,) = [t for t in transforms if t.spec.urn == "beam:transform:pubsub_read:v1"]
     payload = beam_runner_api_pb2.PubSubReadPayload.FromString(read.spec.payload)
@@ -686,8 +684,8 @@ def test_http_handler_calls_the_deployed_model_by_project_and_version(tmp_path):
     from prodml import serving
 
     base = tmp_path / "export"
-    export_toy_model(base, version=1, scale=1.0)
-    export_toy_model(base, version=2, scale=2.0)
+    export_toy_model(base, version=1, scale=1.0)  # weight [None]: a number per instance
+    export_toy_model(base, version=2, scale=2.0, column=True)  # [None, 1]: [number]
     records = natality_records(12, seed=6)
     handlers = {
         ("tfserving", None): pipelines.HTTPModelHandler,

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 from prodml import savedmodel
-from prodml.serving.testing import INSTANCE, export_toy_model, toy_weight
+from support import INSTANCE, export_toy_model, toy_weight
 
 
 def layout(base: Path, folders: dict[str, bool]) -> Path:
@@ -54,8 +54,8 @@ def test_an_empty_or_missing_folder_has_no_versions_and_latest_names_it(tmp_path
 @pytest.fixture(scope="module")
 def toy_base(tmp_path_factory):
     base = tmp_path_factory.mktemp("toy") / "export"
-    export_toy_model(base, version=1, scale=1.0)
-    export_toy_model(base, version=2, scale=2.0)
+    export_toy_model(base, version=1, scale=1.0)  # weight [None]
+    export_toy_model(base, version=2, scale=2.0, column=True)  # [None, 1], the course's shape
     return base
 
 
@@ -66,9 +66,11 @@ def test_load_signature_takes_the_newest_version_and_predict_rows_answers_per_ro
     rows = [INSTANCE, {**INSTANCE, "is_male": False, "plurality": "Twins(2)"}]
     out = savedmodel.predict_rows(serve, rows)
     assert [sorted(o) for o in out] == [["weight"], ["weight"]]
-    for row, answer in zip(rows, out, strict=True):
+    for row, answer in zip(rows, out, strict=True):  # a one-element list per row
         expected = toy_weight({**row, "is_male": str(row["is_male"])}, scale=2.0)
-        assert answer["weight"] == pytest.approx(expected, rel=1e-6)
+        assert answer["weight"] == [pytest.approx(expected, rel=1e-6)]
+    columns = savedmodel.predict_columns(serve, rows)
+    assert columns["weight"].shape == (2, 1)
     assert savedmodel.predict_rows(serve, []) == []
 
 
