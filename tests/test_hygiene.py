@@ -178,9 +178,9 @@ def test_the_checks_catch_broken_notebooks(tmp_path, monkeypatch):
         lambda nb: nb.cells[4].metadata.update(tags=["parameters"]),
     )
     fails("the Colab badge must point here", lambda nb: nb.cells[0].update(source="# Tiny"))
-    fails("sections 1, 2", lambda nb: nb.cells[7].update(source="## 4. Scale a list"))
-    fails("must call record", lambda nb: nb.cells[11].update(source="assert True"))
-    fails("must assert", lambda nb: nb.cells.__delitem__(slice(10, 12)))
+    fails("sections 1, 2", lambda nb: nb.cells[8].update(source="## 4. Scale a list"))
+    fails("must call record", lambda nb: nb.cells[15].update(source="assert True"))
+    fails("must assert", lambda nb: nb.cells.__delitem__(slice(14, 16)))
     setup = "import subprocess\nsubprocess.run(['pip'])"
     shutil.copy(fixture, broken)
     edit_cell(broken, "colab-setup", setup)
