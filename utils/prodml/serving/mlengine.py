@@ -16,7 +16,7 @@ async def predict(request: Request) -> JSON:
     model = reg.model(request.path_params["model"])
     name = request.path_params.get("version")
     version = model.named(name) if name is not None else None
-    body = await parse(request, predict_requests(reg.options.max_instances)[1])
+    body = await parse(request, predict_requests(reg.options.max_instances)[1], reg.options)
     version = version or model.version()
     p = await core.predict(version, "serving_default", instances=body.instances,
                            max_instances=reg.options.max_instances)  # fmt: skip

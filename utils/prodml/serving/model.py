@@ -1,4 +1,5 @@
-"""SavedModels in memory: versions, their signatures, request decoding and batching.
+"""Loaded SavedModels: versions, their signatures (instances checked against them), version
+names and the traffic split.
 
 Each signature is loaded once (``tf.saved_model.load(path).signatures``) and called on batches
 of instances; nothing here knows about babyweight: dtypes and shapes come from the signature.
@@ -42,6 +43,8 @@ class Tensor:
     name: str
     dtype: tf.DType
     shape: tuple[int | None, ...] | None  # None: unknown rank
+    kind: str = "other"  # string, bool, int, float or other: how a JSON value is checked
+    np_dtype: object = None
 
     def describe(self) -> dict:
         """The TensorInfo of TF Serving's metadata JSON."""
@@ -59,40 +62,69 @@ class Tensor:
 
 def _spec(name: str, spec) -> Tensor:
     shape = None if spec.shape.rank is None else tuple(spec.shape.as_list())
-    return Tensor(name, spec.dtype, shape)
-
-
-def _check_value(feature: str, dtype: tf.DType, value, index: int):
-    """Raise InvalidInput naming the feature and expected dtype when value does not fit."""
-    if isinstance(value, list):
-        for v in value:
-            _check_value(feature, dtype, v, index)
-        return
-    ok = True
+    dtype = spec.dtype
     if dtype == tf.string:
-        ok = isinstance(value, str) or (isinstance(value, dict) and set(value) == {"b64"})
+        kind, np_dtype = "string", object
     elif dtype == tf.bool:
-        ok = isinstance(value, bool)
+        kind, np_dtype = "bool", np.bool_
     elif dtype.is_integer:
-        ok = type(value) is int or (type(value) is float and value.is_integer())
+        kind, np_dtype = "int", dtype.as_numpy_dtype
     elif dtype.is_floating:
-        ok = type(value) in (int, float)
-    if not ok:
+        kind, np_dtype = "float", dtype.as_numpy_dtype
+    else:
+        kind, np_dtype = "other", getattr(dtype, "as_numpy_dtype", None)
+    return Tensor(name, dtype, shape, kind, np_dtype)
+
+
+# Which JSON values each kind of tensor takes (decided once per signature, checked per value;
+# plain type tests, as this runs for every value of every request).
+_FITS = {
+    "string": lambda v: type(v) is str or (type(v) is dict and v.keys() == {"b64"}),
+    "bool": lambda v: type(v) is bool,
+    "int": lambda v: type(v) is int or (type(v) is float and v.is_integer()),
+    "float": lambda v: type(v) is int or type(v) is float,
+    "other": lambda v: True,
+}
+
+
+def _check_values(t: Tensor, values: list) -> None:
+    """Raise InvalidInput naming the instance, feature and expected dtype of the first value
+    that does not fit ``t``."""
+    fits = _FITS[t.kind]
+    for i, value in enumerate(values):
+        if type(value) is list:
+            bad = _first_misfit(fits, value)
+            if bad is _FITTING:
+                continue
+            value = bad
+        elif fits(value):
+            continue
         raise InvalidInput(
-            f"instance {index}: feature {feature!r} expects {dtype.name} "
-            f"({DT_NAMES.get(dtype, dtype.name)}), got {type(value).__name__} {value!r}"[:300]
+            f"instance {i}: feature {t.name!r} expects {t.dtype.name} "
+            f"({DT_NAMES.get(t.dtype, t.dtype.name)}), got {type(value).__name__} {value!r}"[:300]
         )
 
 
+_FITTING = object()
+
+
+def _first_misfit(fits, values: list):
+    for v in values:
+        bad = _first_misfit(fits, v) if type(v) is list else (_FITTING if fits(v) else v)
+        if bad is not _FITTING:
+            return bad
+    return _FITTING
+
+
 def _to_bytes(value):
+    if type(value) is str:
+        return value.encode()
     if isinstance(value, list):
         return [_to_bytes(v) for v in value]
-    if isinstance(value, dict):
-        try:
-            return base64.b64decode(value["b64"], validate=True)
-        except (ValueError, TypeError) as exc:
-            raise InvalidInput(f"invalid base64 in {{'b64': ...}}: {exc}") from None
-    return value.encode()
+    try:
+        return base64.b64decode(value["b64"], validate=True)
+    except (ValueError, TypeError) as exc:
+        raise InvalidInput(f"invalid base64 in {{'b64': ...}}: {exc}") from None
 
 
 class Signature:
@@ -194,12 +226,11 @@ class Signature:
         arrays = {}
         for n, values in cols.items():
             t = self.inputs[n]
-            for i, v in enumerate(values):
-                _check_value(n, t.dtype, v, i)
-            if t.dtype == tf.string:
-                arr = np.array(_to_bytes(values), dtype=object)
+            _check_values(t, values)
+            if t.kind == "string":
+                arr = np.array([_to_bytes(v) for v in values], dtype=object)
             else:
-                arr = np.array(values, dtype=t.dtype.as_numpy_dtype)
+                arr = np.array(values, dtype=t.np_dtype)
             if t.shape is not None:
                 ok = arr.ndim == len(t.shape) and all(
                     d is None or d == a for d, a in zip(t.shape[1:], arr.shape[1:], strict=False)
@@ -274,27 +305,6 @@ class Version:
         for sig in self.signatures.values():
             if sig.batcher:
                 sig.batcher.close()
-
-
-def find_versions(export_dir: str | Path) -> dict[int, Path]:
-    """A SavedModel dir (one version) or a base dir of integer version subdirs (all of them)."""
-    export_dir = Path(export_dir).expanduser()
-    if not export_dir.is_dir():
-        raise FileNotFoundError(f"export directory {export_dir} does not exist")
-    if (export_dir / "saved_model.pb").is_file():
-        number = int(export_dir.name) if export_dir.name.isdigit() else 1
-        return {number: export_dir}
-    versions = {
-        int(p.name): p
-        for p in export_dir.iterdir()
-        if p.is_dir() and p.name.isdigit() and (p / "saved_model.pb").is_file()
-    }
-    if not versions:
-        raise FileNotFoundError(
-            f"{export_dir} is neither a SavedModel (no saved_model.pb) nor a base directory "
-            "of integer version subdirectories holding SavedModels"
-        )
-    return dict(sorted(versions.items()))
 
 
 class Routing:

@@ -5,8 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from prodml import savedmodel
 from prodml.serving.errors import NotFound
-from prodml.serving.model import Model, Version, find_versions
+from prodml.serving.model import Model, Version
 
 
 @dataclass(frozen=True)
@@ -19,6 +20,23 @@ class Options:
     # drain_seconds) so a client that sends its whole body before reading still reads the 413.
     max_drain_bytes: int = 64 * 1024 * 1024
     drain_seconds: float = 10.0
+
+
+def find_versions(export_dir: str | Path) -> dict[int, Path]:
+    """A SavedModel folder (one version: its name when numeric, else 1) or an export base
+    folder of integer version subfolders (every version, as ``savedmodel.versions`` finds them)."""
+    export_dir = Path(export_dir).expanduser()
+    if not export_dir.is_dir():
+        raise FileNotFoundError(f"export directory {export_dir} does not exist")
+    if savedmodel.is_savedmodel(export_dir):
+        return {int(export_dir.name) if export_dir.name.isdigit() else 1: export_dir}
+    versions = savedmodel.versions(export_dir)
+    if not versions:
+        raise FileNotFoundError(
+            f"{export_dir} is neither a SavedModel (no saved_model.pb) nor a base directory "
+            "of integer version subdirectories holding SavedModels"
+        )
+    return versions
 
 
 class Registry:

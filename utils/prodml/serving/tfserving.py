@@ -10,14 +10,15 @@ from starlette.requests import Request
 
 from prodml.serving import predict as core
 from prodml.serving.model import Model, Version
+from prodml.serving.registry import Registry
 from prodml.serving.schemas import Metadata, ModelStatus, TFServingPredictResponse, predict_requests
 from prodml.serving.wire import JSON, parse, registry, route
 
 
-def _pick(request: Request) -> tuple[Model, Version | None]:
+def _pick(request: Request, reg: Registry) -> tuple[Model, Version | None]:
     """The model, and the version the path names (None: the path names none)."""
     p = request.path_params
-    model = registry(request).model(p["model"])
+    model = reg.model(p["model"])
     if "version" in p:
         return model, model.version(p["version"])
     if "label" in p:
@@ -31,7 +32,7 @@ def _status_of(version: Version) -> dict:
 
 
 async def status(request: Request) -> JSON:
-    model, version = _pick(request)
+    model, version = _pick(request, registry(request))
     if version is None:
         versions = sorted(model.versions.values(), key=lambda v: v.number, reverse=True)
     else:
@@ -40,7 +41,7 @@ async def status(request: Request) -> JSON:
 
 
 async def metadata(request: Request) -> JSON:
-    model, version = _pick(request)
+    model, version = _pick(request, registry(request))
     version = version or model.version(max(model.versions))
     return JSON({
         "model_spec": {"name": model.name, "signature_name": "", "version": str(version.number)},
@@ -51,9 +52,10 @@ async def metadata(request: Request) -> JSON:
 
 
 async def predict(request: Request) -> JSON:
-    model, version = _pick(request)
-    options = registry(request).options
-    body = await parse(request, predict_requests(options.max_instances)[0])
+    reg = registry(request)
+    options = reg.options
+    model, version = _pick(request, reg)
+    body = await parse(request, predict_requests(options.max_instances)[0], options)
     version = version or model.version()  # unversioned: the traffic split chooses
     p = await core.predict(version, body.signature_name, instances=body.instances,
                            inputs=body.inputs, max_instances=options.max_instances)  # fmt: skip

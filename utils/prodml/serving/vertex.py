@@ -35,7 +35,7 @@ async def predict(request: Request) -> JSON:
     project, location, name = _names(request)
     reg = registry(request)
     model = reg.model(name)
-    body = await parse(request, predict_requests(reg.options.max_instances)[1])
+    body = await parse(request, predict_requests(reg.options.max_instances)[1], reg.options)
     version = model.version()
     p = await core.predict(version, "serving_default", instances=body.instances,
                            max_instances=reg.options.max_instances)  # fmt: skip
@@ -75,8 +75,9 @@ async def get(request: Request) -> JSON:
 
 
 async def patch(request: Request) -> JSON:
-    model = registry(request).model(_names(request)[2])
-    body = await parse(request, EndpointPatch)
+    reg = registry(request)
+    model = reg.model(_names(request)[2])
+    body = await parse(request, EndpointPatch, reg.options)
     if body.versionLabels is not None:
         model.set_labels(body.versionLabels)
     if body.trafficSplit is not None:
@@ -97,7 +98,7 @@ def _operation(request: Request, response: dict) -> JSON:
 async def deploy(request: Request) -> JSON:
     reg = registry(request)
     model = reg.model(_names(request)[2])
-    body = await parse(request, DeployModelRequest)
+    body = await parse(request, DeployModelRequest, reg.options)
     spec = body.deployedModel
     path = Path(spec.model).expanduser()
     if not (path / "saved_model.pb").is_file():
@@ -138,8 +139,9 @@ async def deploy(request: Request) -> JSON:
 
 
 async def undeploy(request: Request) -> JSON:
-    model = registry(request).model(_names(request)[2])
-    body = await parse(request, UndeployModelRequest)
+    reg = registry(request)
+    model = reg.model(_names(request)[2])
+    body = await parse(request, UndeployModelRequest, reg.options)
     try:
         number = model.resolve(body.deployedModelId)
     except NotFound as exc:

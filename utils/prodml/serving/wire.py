@@ -14,7 +14,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from prodml.serving.errors import BodyTooLarge, InvalidInput
-from prodml.serving.registry import Registry
+from prodml.serving.registry import Options, Registry
 from prodml.serving.schemas import explain
 
 
@@ -62,10 +62,9 @@ class JSON(Response):
         return json.dumps(content, separators=(",", ":")).encode()
 
 
-async def body(request: Request) -> bytes:
-    """The request body, refused with BodyTooLarge once it exceeds ``max_body_bytes``: at once
+async def body(request: Request, limit: int) -> bytes:
+    """The request body, refused with BodyTooLarge once it exceeds ``limit`` bytes: at once
     when Content-Length says so, else as soon as the streamed bytes do."""
-    limit = registry(request).options.max_body_bytes
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise BodyTooLarge(
@@ -77,12 +76,13 @@ async def body(request: Request) -> bytes:
         if size > limit:
             raise BodyTooLarge(f"request body exceeds the limit of {limit} bytes")
         chunks.append(chunk)
-    return b"".join(chunks)
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
-async def parse(request: Request, model: type[BaseModel]):
-    """Read the body and validate it with ``model`` (the schema /openapi.json publishes)."""
-    raw = await body(request)
+async def parse(request: Request, model: type[BaseModel], options: Options):
+    """Read the body (at most ``options.max_body_bytes``) and validate it with ``model``, the
+    schema /openapi.json publishes."""
+    raw = await body(request, options.max_body_bytes)
     try:
         return model.model_validate_json(raw)
     except ValidationError as exc:
