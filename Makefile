@@ -12,11 +12,11 @@ export TF_CPP_MIN_LOG_LEVEL := 2
 
 setup: $(STAMP)
 
+# Bytecode is compiled at install: with PYTHONDONTWRITEBYTECODE set (as on CI machines) every
+# kernel would otherwise recompile TensorFlow from source at import (~20 s instead of ~4 s).
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip uv
-	# Bytecode compiled at install: with PYTHONDONTWRITEBYTECODE set (as on CI machines) every
-	# kernel would otherwise recompile TensorFlow from source at import (~20 s instead of ~4 s).
 	$(BIN)/uv pip install -q --compile-bytecode --python $(BIN)/python -e '.[dev]'
 	@touch $(STAMP)
 
