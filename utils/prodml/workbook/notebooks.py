@@ -9,24 +9,6 @@ import nbformat
 
 from prodml import config
 
-#: The Colab setup cell every notebook carries (CONTRIBUTING.md); a no-op outside Colab.
-COLAB_SETUP = """\
-# Colab only: install the workbook's helper package. Elsewhere this cell does nothing.
-import sys
-
-if "google.colab" in sys.modules:
-    import subprocess
-
-    subprocess.run(
-        [sys.executable, "-m", "pip", "install", "-q",
-         "prodml @ git+https://github.com/prodml-workbook/production-ml-workbook"],
-        check=True,
-    )"""
-
-COLAB_BADGE = (
-    "https://colab.research.google.com/github/prodml-workbook/production-ml-workbook/blob/main/"
-)
-
 _SKIP_DIRS = {".ipynb_checkpoints", "__pycache__", ".pytest_cache"}
 _GROUPS = {"notebooks": 0, "solutions": 1, "labs": 2}
 
