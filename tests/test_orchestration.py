@@ -45,16 +45,51 @@ def airflow_isolated(run_dir, monkeypatch):
 
 
 def test_dag_files_chain_the_course_workflow(airflow_isolated):
+    from airflow.providers.standard.operators.python import ShortCircuitOperator
     from prodml.dags import babyweight_dag, natality_daily_load_dag
 
     tasks = {t.task_id: t for t in babyweight_dag.pipeline.tasks}
-    order = ["query_training_data", "export_to_storage", "train_model", "deploy_model"]
+    order = ["query_training_data", "export_to_storage", "train_model", "release_gate"]
+    order.append("deploy_model")
     assert sorted(tasks) == sorted(order)
-    for up, down in zip(order, order[1:], strict=False):
-        assert tasks[up].downstream_task_ids == {down}
-        assert tasks[down].upstream_task_ids == {up}
+    # the chain, plus the data the later tasks read: the gate reads the export and the model,
+    # deploy reads the model; deploy runs only after the gate
+    assert tasks["query_training_data"].downstream_task_ids == {"export_to_storage"}
+    assert tasks["export_to_storage"].downstream_task_ids == {"train_model", "release_gate"}
+    assert tasks["train_model"].downstream_task_ids == {"release_gate", "deploy_model"}
+    assert tasks["release_gate"].downstream_task_ids == {"deploy_model"}
+    assert tasks["deploy_model"].upstream_task_ids == {"train_model", "release_gate"}
+    # a short-circuit: when it returns False, everything downstream is skipped
+    assert isinstance(tasks["release_gate"], ShortCircuitOperator)
     assert babyweight_dag.pipeline.dag_id == "babyweight_pipeline"
     assert natality_daily_load_dag.pipeline.schedule == "@daily"
+
+
+@pytest.mark.slow
+def test_composer_reference_dag_parses_with_the_google_operators(airflow_isolated, monkeypatch):
+    # importing the Google provider takes longer than Airflow's 30 s parse limit on a busy machine
+    monkeypatch.setenv("AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT", "600")
+    from airflow.dag_processing.dagbag import DagBag
+    from airflow.providers.standard.operators.python import ShortCircuitOperator
+
+    folder = orchestration.DAGS_FOLDER / "composer"
+    bag = DagBag(dag_folder=str(folder))
+    assert not bag.import_errors, bag.import_errors
+    dag = bag.dags["babyweight_composer"]
+    operators = {t.task_id: type(t).__name__ for t in dag.tasks}
+    assert operators == {
+        "query_training_data": "BigQueryInsertJobOperator",
+        "export_to_gcs": "BigQueryToGCSOperator",
+        "train_model": "CreateCustomPythonPackageTrainingJobOperator",
+        "release_gate": operators["release_gate"],
+        "deploy_model": "DeployModelOperator",
+    }
+    assert isinstance(dag.task_dict["release_gate"], ShortCircuitOperator)
+    chain = ["query_training_data", "export_to_gcs", "train_model", "release_gate"]
+    for up, down in zip(chain, [*chain[1:], "deploy_model"], strict=True):
+        assert dag.task_dict[up].downstream_task_ids == {down}
+    # the local DAGs folder ignores it: `airflow dags test` never imports the Google provider
+    assert "composer/" in (orchestration.DAGS_FOLDER / ".airflowignore").read_text()
 
 
 def test_airflow_env_keeps_everything_under_the_run_folder(airflow_isolated, tmp_path):

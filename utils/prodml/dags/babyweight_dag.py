@@ -1,12 +1,21 @@
-"""The course's basic workflow as an Airflow DAG: query -> export -> train -> deploy.
+"""The course's basic workflow as an Airflow DAG: query -> export -> train -> gate -> deploy.
 
 On Cloud Composer the four steps are BigQueryInsertJobOperator, BigQueryToGCSOperator, a
-training job operator and a deploy operator. Here each step is a Python task that makes the
+training job operator and a deploy operator (``composer/babyweight_composer_dag.py`` is that
+version, parsed locally and run only on Google Cloud). Here each step is a Python task that makes the
 same call through the workbook's backends (the local warehouse and object store, or BigQuery
 and GCS when configured), so the DAG runs with ``airflow dags test`` on a laptop.
 
+Between training and deployment sits the release gate (the course's "release, develop and
+test" cycle): ``release_gate`` scores the new model and the deployed one on the same eval rows
+and lets the run go on only when the new model is not worse by more than a margin. It is a
+short-circuit task: when it returns False, ``deploy_model`` is skipped and the serving base path
+keeps its current version. (On Composer the same gate is a ``ShortCircuitOperator``, the
+TaskFlow ``@task.short_circuit`` here.)
+
 Run settings come from the DAG run's conf (``airflow dags test ... --conf '{"rows": 4000}'``):
-``rows`` (rows queried, default 4000) and ``epochs`` (default 1).
+``rows`` (rows queried, default 4000), ``epochs`` (default 1) and ``margin`` (lb of RMSE the
+new model may lose against the deployed one, default 0.05).
 """
 
 from __future__ import annotations
@@ -80,6 +89,50 @@ def train_model(data_uri: str) -> str:
     return export_path
 
 
+def _eval_rmse(export_path: str, eval_df) -> float:
+    import numpy as np
+
+    from prodml import savedmodel
+    from prodml.babyweight import data
+
+    rows = data.preprocess(eval_df)
+    signature = savedmodel.load_signature(export_path)
+    predicted = savedmodel.predict_columns(signature, rows[list(data.FEATURES)].to_dict("records"))
+    errors = predicted["weight"].reshape(-1) - rows[data.LABEL].to_numpy("float64")
+    return float(np.sqrt(np.mean(errors**2)))
+
+
+@task.short_circuit
+def release_gate(export_path: str, data_uri: str) -> bool:
+    """Test step: the new model may go out only if its eval RMSE is at most the deployed
+    model's + ``margin`` on the same eval rows (nothing deployed yet: it goes out). False skips
+    ``deploy_model``."""
+    import pandas as pd
+
+    from prodml import savedmodel, storage
+
+    with storage.filesystem(data_uri).open(data_uri) as f:
+        frame = pd.read_csv(f)
+    eval_df = frame[frame.hashmonth == 3]
+    if eval_df.empty:
+        raise ValueError(f"{data_uri} has no eval rows (hashmonth = 3): nothing to gate on")
+    margin = float(_conf("margin", 0.05))
+    new = _eval_rmse(export_path, eval_df)
+    base = storage.path("models", "babyweight")
+    if not savedmodel.versions(base):
+        print(f"gate: new model RMSE {new:.3f} lb, nothing deployed yet -> release")
+        return True
+    deployed = savedmodel.latest(base)
+    old = _eval_rmse(str(deployed), eval_df)
+    passed = new <= old + margin
+    verdict = "release" if passed else "BLOCKED, deploy skipped"
+    print(
+        f"gate: new model RMSE {new:.3f} lb vs deployed {old:.3f} lb "
+        f"(margin {margin:.3f}) on {len(eval_df)} eval rows -> {verdict}"
+    )
+    return passed
+
+
 @task
 def deploy_model(export_path: str) -> str:
     """Deploy step: copy the export into the serving base path as a new version.
@@ -112,8 +165,10 @@ def babyweight_pipeline():
     t1 = query_training_data()
     t2 = export_to_storage(t1)
     t3 = train_model(t2)
+    gate = release_gate(t3, t2)
     t4 = deploy_model(t3)
-    t1 >> t2 >> t3 >> t4  # already implied by the data passed along; written out as the course does
+    # already implied by the data passed along, but for gate >> t4; written out as the course does
+    t1 >> t2 >> t3 >> gate >> t4
 
 
 pipeline = babyweight_pipeline()
