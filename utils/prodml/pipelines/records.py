@@ -9,6 +9,7 @@ mapping the model was trained with (:func:`prodml.babyweight.features`), or rais
 from __future__ import annotations
 
 import csv
+import functools
 import hashlib
 import json
 import math
@@ -16,6 +17,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import apache_beam as beam
+import numpy as np
 
 from prodml import babyweight
 from prodml.babyweight.contract import RANGES, REQUIRED, UNKNOWN_GESTATION
@@ -125,26 +127,53 @@ def parse(raw: Any, fmt: str = "dict", columns: Sequence[str] | None = None) -> 
 def check(record: Mapping, raw: Any = None) -> dict:
     """A parsed record -> the model's input: ``key`` and the four features as the model takes
     them (``weight_pounds`` kept when present). Raises :class:`RecordError` with the reason."""
-    missing = [name for name in REQUIRED if _missing(record.get(name))]
+    get = record.get
+    missing = [name for name in REQUIRED if _missing(get(name))]
     if missing:
         raise RecordError(f"missing field(s): {', '.join(missing)}")
-    typed = {
-        "is_male": _is_male(record.get("is_male")),
-        "mother_age": _number("mother_age", record["mother_age"]),
-        "plurality": _plurality(record["plurality"]),
-        "gestation_weeks": _number("gestation_weeks", record["gestation_weeks"]),
-    }
+    # the checks in order (the first problem is the reason); text goes through the memoised
+    # forms of the same functions, as a file repeats a handful of is_male/plurality values
+    is_male, plurality = get("is_male"), record["plurality"]
+    gender = _gender_of(is_male) if isinstance(is_male, str) else _gender(is_male)
+    mother_age = _number("mother_age", record["mother_age"])
+    count = _plurality_of(plurality) if isinstance(plurality, str) else _plurality(plurality)
+    gestation_weeks = _number("gestation_weeks", record["gestation_weeks"])
     try:
-        out = {"key": _key(record, record if raw is None else raw), **babyweight.features(typed)}
+        # babyweight's own mapping (a count above 1 is 'Multiple(2+)' when the gender is unknown)
+        plurality = _model_plurality(count, gender)
     except ValueError as err:  # the shared mapping's own checks
         raise RecordError(str(err)) from None
-    label = record.get(babyweight.LABEL)
+    out = {
+        "key": _key(record, record if raw is None else raw),
+        "is_male": gender,
+        "mother_age": mother_age,
+        "plurality": plurality,
+        "gestation_weeks": gestation_weeks,
+    }
+    label = get(babyweight.LABEL)
     if not _missing(label):
         try:
             out[babyweight.LABEL] = float(label)
         except (TypeError, ValueError):
             raise RecordError(f"{babyweight.LABEL} is not a number: {label!r}") from None
     return out
+
+
+def _gender(value: Any) -> str:
+    """is_male as the model takes it ('True', 'False', 'Unknown'), via :func:`babyweight.gender`."""
+    try:
+        return babyweight.gender(_is_male(value))
+    except RecordError:
+        raise
+    except ValueError as err:
+        raise RecordError(str(err)) from None
+
+
+# A pipeline checks every record, and a file holds a handful of distinct is_male and plurality
+# texts: memoise the mapping of those texts (errors are not cached: they are raised each time).
+_gender_of = functools.lru_cache(maxsize=256)(_gender)
+_plurality_of = functools.lru_cache(maxsize=256)(_plurality)
+_model_plurality = functools.lru_cache(maxsize=256)(babyweight.plurality)
 
 
 def dead_letter(raw: Any, reason: str) -> dict:
@@ -156,12 +185,135 @@ def dead_letter(raw: Any, reason: str) -> dict:
     return {"record": raw, "reason": reason}
 
 
+def _check_csv_lines(lines: Sequence[str], columns: Sequence[str]) -> list[dict | None]:
+    """:func:`check` of many CSV lines at once, for the common case: the model input of each
+    plain line (no quotes, every field present and in range, a key), or None for a line that
+    needs the one-record path (which gives the exact reason, or handles quotes and hashing).
+
+    A batch pipeline spends most of its own time checking records one by one; here the
+    numbers are converted and range-checked as NumPy columns and the few distinct is_male and
+    plurality texts mapped once (through the same memoised functions :func:`check` uses).
+    """
+    names = list(columns or ())
+    if not set(REQUIRED) | {"key", "is_male"} <= set(names) or not lines:
+        return [None] * len(lines)
+    width = len(names)
+    rows = [None if '"' in line else line.split(",") for line in lines]
+    plain = [i for i, r in enumerate(rows) if r is not None and len(r) == width]
+    out: list[dict | None] = [None] * len(lines)
+    if not plain:
+        return out
+    fields = list(zip(*(rows[i] for i in plain), strict=True))
+    column = dict(zip(names, fields, strict=True))
+    ok = np.ones(len(plain), dtype=bool)
+    numbers = {}
+    for name in (
+        "mother_age",
+        "gestation_weeks",
+        *([babyweight.LABEL] * (babyweight.LABEL in column)),
+    ):
+        try:
+            values = np.asarray(column[name], dtype=np.float64)
+        except ValueError:  # some field is not a number (or empty): each row on its own
+            values = np.array([_float_or_nan(v) for v in column[name]])
+        if name in RANGES:
+            low, high = RANGES[name]
+            ok &= (values >= low) & (values <= high)  # NaN fails too
+        else:
+            ok &= ~np.isnan(values)  # a missing label: the one-record path leaves it out
+        numbers[name] = values.tolist()
+    keys, texts = column["key"], column["is_male"]
+    if not all(map(str.strip, keys)):  # a blank key: the one-record path hashes the line
+        ok &= np.array([bool(k.strip()) for k in keys])
+    # each distinct text mapped once; None where the one-record path must name the problem
+    gender_of = {text: _or_none(_gender_of, text) for text in set(texts)}
+    genders = [gender_of[text] for text in texts]
+    pairs = list(zip(column["plurality"], genders, strict=True))
+    plurality_of = {pair: _or_none(_plurality_pair, *pair) for pair in set(pairs)}
+    pluralities = [plurality_of[pair] for pair in pairs]
+    ok &= np.array([p is not None for p in pluralities])  # (None gender -> None plurality)
+    records = [
+        {"key": k, "is_male": g, "mother_age": a, "plurality": p, "gestation_weeks": w}
+        for k, g, a, p, w in zip(
+            keys,
+            genders,
+            numbers["mother_age"],
+            pluralities,
+            numbers["gestation_weeks"],
+            strict=True,
+        )
+    ]
+    labels = numbers.get(babyweight.LABEL)
+    for i in np.flatnonzero(ok).tolist():
+        if labels is not None:
+            records[i][babyweight.LABEL] = labels[i]
+        out[plain[i]] = records[i]
+    return out
+
+
+def _or_none(function: Callable, *args) -> Any:
+    try:
+        return function(*args)
+    except ValueError:
+        return None
+
+
+def _plurality_pair(text: str, gender: str | None) -> str | None:
+    if gender is None:
+        return None
+    return _model_plurality(_plurality_of(text), gender)
+
+
+def _float_or_nan(value: str) -> float:
+    try:
+        return float(value)
+    except ValueError:
+        return math.nan
+
+
+_CHUNK = 512  # CSV lines checked together
+
+
 class _ParseAndCheck(beam.DoFn):
-    def __init__(self, fmt: str, columns: Sequence[str] | None, check_fn: Callable | None):
+    """Parse and check each record. ``bulk`` (the default check on CSV lines in one global
+    window, i.e. a batch run): a bundle's lines are checked together at the end of the bundle
+    (:func:`_check_csv_lines`), a several times cheaper path than one line at a time."""
+
+    def __init__(
+        self, fmt: str, columns: Sequence[str] | None, check_fn: Callable | None, bulk: bool
+    ):
         self.fmt, self.columns = fmt, list(columns) if columns else None
         self.check_fn = check_fn
+        self.bulk = bulk and fmt == "csv" and check_fn is None
+
+    def start_bundle(self):
+        self.pending = []
 
     def process(self, raw):
+        if not (self.bulk and isinstance(raw, str)):
+            yield from self._one(raw)
+            return
+        self.pending.append(raw)
+        if len(self.pending) >= _CHUNK:  # emitted now, in the (global) window of this line
+            yield from self._flush()
+
+    def finish_bundle(self):
+        in_window = beam.window.GlobalWindows.windowed_value
+        for output in self._flush():
+            if isinstance(output, beam.pvalue.TaggedOutput):
+                yield beam.pvalue.TaggedOutput(output.tag, in_window(output.value))
+            else:
+                yield in_window(output)
+
+    def _flush(self):
+        pending, self.pending = self.pending, []
+        for raw, record in zip(pending, _check_csv_lines(pending, self.columns), strict=True):
+            if record is None:
+                yield from self._one(raw)
+            else:
+                yield record
+
+    def _one(self, raw):
         try:
             record = parse(raw, self.fmt, self.columns)
             if self.check_fn is None:
@@ -204,7 +356,11 @@ class ParseRecords(beam.PTransform):
         self.fmt, self.columns, self.check = fmt, columns, check
 
     def expand(self, raw):
+        # bulk checking re-emits each record at the end of its bundle, in the global window:
+        # only for a bounded input in the global window (a batch run), whose timestamps
+        # nothing downstream reads
+        bulk = raw.is_bounded and isinstance(raw.windowing.windowfn, beam.window.GlobalWindows)
         outputs = raw | "ParseAndCheck" >> beam.ParDo(
-            _ParseAndCheck(self.fmt, self.columns, self.check)
+            _ParseAndCheck(self.fmt, self.columns, self.check, bulk)
         ).with_outputs(DEAD_LETTERS, main="records")
         return outputs.records, outputs[DEAD_LETTERS]
