@@ -367,6 +367,51 @@ def test_csv_files_source_reads_the_header(export_dir, run_dir):
         pipelines.from_csv(str(folder / "nothing-*.csv"))
 
 
+def test_csv_file_records_and_dead_letters_match_the_one_record_check(export_dir, run_dir):
+    """A batch run checks CSV lines many at a time: every line must end exactly as
+    ``check(parse(line))`` says, the prediction's features or the dead letter's reason."""
+    columns = ["key", "is_male", "mother_age", "plurality", "gestation_weeks", "weight_pounds"]
+    variants = [
+        "k{i},true,26,1,39,7.5",
+        "k{i},False,31.5,Twins(2),38,",  # no label: none on the record
+        "k{i},,30,2,40,6.1",  # unknown gender: a count above 1 is Multiple(2+)
+        '"k{i}","true",27,1,39,7',  # quoted: the csv module reads it
+        ",true,28,1,39,7",  # no key: a hash of the line
+        "k{i},maybe,26,1,39,7",
+        "k{i},true,51,1,39,7",
+        "k{i},true,26,1,99,7",
+        "k{i},true,26,6,39,7",
+        "k{i},true,,1,39,7",
+        "k{i},true,26,1,39,heavy",
+        "k{i},true,26,1,39",
+    ]
+    lines = [variants[i % len(variants)].format(i=i) for i in range(1300)]  # > 2 chunks
+    folder = run_dir / "mixed"
+    folder.mkdir(parents=True)
+    (folder / "input.csv").write_text(",".join(columns) + "\n" + "\n".join(lines) + "\n")
+    expected, reasons = [], []
+    for line in lines:
+        try:
+            record = pipelines.check(pipelines.parse(line, "csv", columns), line)
+        except pipelines.RecordError as err:
+            reasons.append((line, str(err)))
+        else:
+            expected.append({n: record[n] for n in ("key", *babyweight.FEATURES)})
+    assert (len(expected), len(reasons)) == (4 * 109 + 108, 3 * 108 + 4 * 108)
+
+    def build(p):
+        source = pipelines.from_csv(str(folder / "input.csv"))
+        out = pipelines.build_pipeline(p, source, model=pipelines.SavedModelHandler(export_dir))
+        features = out.predictions | beam.Map(
+            lambda r: {n: r[n] for n in ("key", *babyweight.FEATURES)}
+        )
+        assert_that(features, equal_to(expected), label="Records")
+        letters = out.dead_letters | beam.Map(lambda d: (d["record"], d["reason"]))
+        assert_that(letters, equal_to(reasons), label="DeadLetters")
+
+    run(build)
+
+
 def test_stream_source_is_pubsub_when_configured_for_google_cloud(run_dir):
     records, times = natality_records(3), [0.0, 1.0, 2.0]
     local = pipelines.stream_source(records, times)
