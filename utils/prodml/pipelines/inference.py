@@ -73,7 +73,7 @@ class SavedModelHandler(ModelHandler[dict, PredictionResult, savedmodel.Signatur
         weights = np.asarray(savedmodel.predict_columns(model, batch)[OUTPUT]).reshape(len(batch))
         model_id = str(model.path)
         return [
-            PredictionResult(example, w, model_id=model_id)
+            PredictionResult(example, w, model_id)
             for example, w in zip(batch, weights.tolist(), strict=True)
         ]
 
@@ -91,8 +91,8 @@ def _feature_bytes(batch: Sequence[dict]) -> int:
     """The size of a batch's features as the model takes them (a string's length, four bytes a
     number), for RunInference's byte metrics. Beam's default pickles the whole batch
     to measure it, which costs more than the model call it measures."""
-    numbers = 4 * len(NUMERIC_FEATURES)
-    return sum(numbers + sum(len(row[name]) for name in STRING_FEATURES) for row in batch)
+    strings = sum(len(row[name]) for row in batch for name in STRING_FEATURES)
+    return 4 * len(NUMERIC_FEATURES) * len(batch) + strings
 
 
 class PredictionServiceError(RuntimeError):

@@ -290,12 +290,13 @@ class _ParseAndCheck(beam.DoFn):
         self.pending = []
 
     def process(self, raw):
+        # a plain function, not a generator: most lines only join the chunk (None: no output)
         if not (self.bulk and isinstance(raw, str)):
-            yield from self._one(raw)
-            return
+            return self._one(raw)
         self.pending.append(raw)
         if len(self.pending) >= _CHUNK:  # emitted now, in the (global) window of this line
-            yield from self._flush()
+            return self._flush()
+        return None
 
     def finish_bundle(self):
         in_window = beam.window.GlobalWindows.windowed_value

@@ -116,10 +116,15 @@ class Predict(beam.PTransform):
 
 def _row(result) -> dict:
     example = result.example
+    get = example.get
+    # babyweight.FEATURES spelled out: a dict display is the cheapest per-record copy
     return {
         "key": example["key"],
-        **{name: example[name] for name in babyweight.FEATURES},
+        "is_male": example["is_male"],
+        "mother_age": example["mother_age"],
+        "plurality": example["plurality"],
+        "gestation_weeks": example["gestation_weeks"],
         PREDICTION: float(result.inference),
-        "window": example.get("window", "global"),
-        "pane": example.get("pane", "batch"),
+        "window": get("window", "global"),
+        "pane": get("pane", "batch"),
     }
