@@ -11,7 +11,9 @@ times three things over that same file, in one run:
    line becomes a row as it is), i.e. the fastest this runner moves these records;
 3. a plain Python loop: read the file, the same checks, batched signature calls, the same files.
 
-It ends with ``pipeline/floor: R``, the share of the runner's speed the pipeline keeps. Then it
+Before timing, both Beam pipelines run once over the file's first 2,000 rows, so that neither
+pays the runner's one-time costs (lazy imports, first pipeline construction) inside its timing;
+the timed pipeline still loads its model. It ends with ``pipeline/floor: R``, the share of the runner's speed the pipeline keeps. Then it
 replays ``--stream-rows`` records as a stream through the same pipeline. Everything it writes
 goes under the run folder.
 
@@ -86,29 +88,39 @@ def main(argv: list[str] | None = None) -> int:
         export_dir, min_batch_size=args.batch, max_batch_size=args.batch
     )
 
+    def pipeline(path, sink):
+        return lambda p: pipelines.build_pipeline(
+            p, pipelines.from_csv(str(path)), model=handler, sink=sink
+        )
+
+    def floor(path, sink):
+        def build(p):
+            source = pipelines.from_csv(str(path))
+            rows = (
+                p
+                | "Read" >> source.transform
+                | "AsRow" >> beam.Map(lambda line: dict(zip(COLUMNS, line.split(","), strict=True)))
+            )
+            _ = rows | "WritePredictions" >> pipelines.WritePredictions(sink)
+
+        return build
+
+    # 0. warm-up: both pipelines once over the first rows, untimed
+    warm_file = work / "warm-up.csv"
+    with open(source_file) as f, open(warm_file, "w") as out:
+        out.writelines(line for _, line in zip(range(2001), f, strict=False))
+    for make in (pipeline, floor):
+        timed(make(warm_file, pipelines.Sink(folder=fresh(work / "warm-up"), table=None)))
+
     # 1. the pipeline
     sink = pipelines.Sink(folder=fresh(work / "pipeline"), table=None)
-    pipeline_s = timed(
-        lambda p: pipelines.build_pipeline(
-            p, pipelines.from_csv(str(source_file)), model=handler, sink=sink
-        )
-    )
+    pipeline_s = timed(pipeline(source_file, sink))
     counts = pipelines.counts(sink)
     assert counts["records_in"] == counts["predictions"] + counts["dead_letters"] == n, counts
 
     # 2. the runner's floor: the same source and sink, no model, no checks
     floor_sink = pipelines.Sink(folder=fresh(work / "floor"), table=None)
-
-    def floor(p):
-        source = pipelines.from_csv(str(source_file))
-        rows = (
-            p
-            | "Read" >> source.transform
-            | "AsRow" >> beam.Map(lambda line: dict(zip(COLUMNS, line.split(","), strict=True)))
-        )
-        _ = rows | "WritePredictions" >> pipelines.WritePredictions(floor_sink)
-
-    floor_s = timed(floor)
+    floor_s = timed(floor(source_file, floor_sink))
     with open(f"{floor_sink.folder}/predictions-global-000.csv") as f:
         assert sum(1 for _ in f) == n + 1
 

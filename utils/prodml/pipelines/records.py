@@ -203,7 +203,8 @@ def _check_csv_lines(lines: Sequence[str], columns: Sequence[str]) -> list[dict 
     out: list[dict | None] = [None] * len(lines)
     if not plain:
         return out
-    fields = list(zip(*(rows[i] for i in plain), strict=True))
+    every = len(plain) == len(rows)
+    fields = list(zip(*(rows if every else (rows[i] for i in plain)), strict=True))
     column = dict(zip(names, fields, strict=True))
     ok = np.ones(len(plain), dtype=bool)
     numbers = {}
@@ -244,9 +245,12 @@ def _check_csv_lines(lines: Sequence[str], columns: Sequence[str]) -> list[dict 
         )
     ]
     labels = numbers.get(babyweight.LABEL)
+    if labels is not None:
+        for record, label in zip(records, labels, strict=True):
+            record[babyweight.LABEL] = label
+    if every and ok.all():  # the common case: every line passed
+        return records
     for i in np.flatnonzero(ok).tolist():
-        if labels is not None:
-            records[i][babyweight.LABEL] = labels[i]
         out[plain[i]] = records[i]
     return out
 
