@@ -340,7 +340,8 @@ class ParseRecords(beam.PTransform):
 
     ``check``: a function from a parsed record (a dict) to the model's input (a dict of
     features), raising ``ValueError`` (e.g. :class:`RecordError`) with the reason for a record
-    it cannot use; default :func:`check`, the training feature mapping. The record's ``key``
+    it cannot use; default :func:`check`, the training feature mapping (in a batch run, CSV
+    lines go through it many at a time, with the same results). The record's ``key``
     (or a hash of the raw record) is kept on its output. The pipeline counts both outputs from
     the data (:func:`prodml.pipelines.count_elements`).
     """
