@@ -36,7 +36,7 @@ lint: setup
 	$(BIN)/nbqa ruff notebooks solutions
 
 unit: setup chromium
-	$(BIN)/pytest tests
+	$(BIN)/pytest --durations=15 tests
 
 # Smoke-parameter copies of every notebook (papermill --prepare-only), executed cell by cell by nbval
 # in order (pytest-randomly would shuffle the cells).
@@ -44,10 +44,13 @@ notebooks: setup
 	rm -rf $(NBTEST) && $(BIN)/prodml run --smoke --prepare-only --out $(NBTEST) notebooks solutions
 	PRODML_RUN_DIR=$(CURDIR)/build/nbrun $(BIN)/pytest --nbval-lax --nbval-cell-timeout=600 -p no:cacheprovider -p no:randomly $(NBTEST)
 
+# The unit tests and the notebook runs side by side: both spend much of their time waiting on
+# kernels, servers and subprocesses, so two cores finish them sooner together than in turn.
+# --output-sync keeps each one's output in one piece.
 test: lint
 	$(BIN)/prodml release --check
-	$(MAKE) unit
-	$(MAKE) notebooks
+	$(MAKE) chromium
+	$(MAKE) -j2 --output-sync=target unit notebooks
 
 lab: setup
 	$(BIN)/jupyter lab
