@@ -87,9 +87,27 @@ _FITS = {
 }
 
 
+# The JSON types every value of a kind may have without a closer look: a request whose values
+# all have one of these passes with a single type test each (the common case, per request).
+_PLAIN = {
+    "string": frozenset({str}),
+    "bool": frozenset({bool}),
+    "int": frozenset({int}),
+    "float": frozenset({int, float}),
+}
+
+
 def _check_values(t: Tensor, values: list) -> None:
     """Raise InvalidInput naming the instance, feature and expected dtype of the first value
     that does not fit ``t``."""
+    plain = _PLAIN.get(t.kind)
+    if plain is None:  # "other": anything goes
+        return
+    for value in values:
+        if type(value) not in plain:
+            break
+    else:
+        return
     fits = _FITS[t.kind]
     for i, value in enumerate(values):
         if type(value) is list:
@@ -177,21 +195,25 @@ class Signature:
             elif keys is not None:
                 raise InvalidInput(f"instance {i} has no 'key' but instance 0 has one")
             given = len(inst) - (1 if passthrough and "key" in inst else 0)
-            if given != len(names) or any(n not in inst for n in names):
-                missing = [n for n in names if n not in inst]
-                extra = sorted(
-                    k for k in inst if k not in self.inputs and not (passthrough and k == "key")
-                )
-                parts = []
-                if missing:
-                    parts.append(f"missing feature(s) {missing}")
-                if extra:
-                    parts.append(f"unexpected feature(s) {extra}")
-                raise InvalidInput(
-                    f"instance {i}: {' and '.join(parts)}; signature {self.name!r} expects {names}"
-                )
-            for n in names:
-                cols[n].append(inst[n])
+            if given == len(names):
+                try:
+                    for n in names:
+                        cols[n].append(inst[n])
+                    continue
+                except KeyError:
+                    pass
+            missing = [n for n in names if n not in inst]
+            extra = sorted(
+                k for k in inst if k not in self.inputs and not (passthrough and k == "key")
+            )
+            parts = []
+            if missing:
+                parts.append(f"missing feature(s) {missing}")
+            if extra:
+                parts.append(f"unexpected feature(s) {extra}")
+            raise InvalidInput(
+                f"instance {i}: {' and '.join(parts)}; signature {self.name!r} expects {names}"
+            )
         return cols, keys
 
     def columns_from_inputs(self, inputs) -> tuple[dict[str, list], int]:
@@ -228,10 +250,12 @@ class Signature:
             t = self.inputs[n]
             _check_values(t, values)
             if t.kind == "string":
-                arr = np.array([_to_bytes(v) for v in values], dtype=object)
+                arr = np.array(
+                    [v.encode() if type(v) is str else _to_bytes(v) for v in values], dtype=object
+                )
             else:
                 arr = np.array(values, dtype=t.np_dtype)
-            if t.shape is not None:
+            if t.shape is not None and (arr.ndim != len(t.shape) or arr.shape[1:] != t.shape[1:]):
                 ok = arr.ndim == len(t.shape) and all(
                     d is None or d == a for d, a in zip(t.shape[1:], arr.shape[1:], strict=False)
                 )
