@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 
@@ -81,3 +82,43 @@ def test_a_failing_signature_fails_every_request_in_its_batch():
     batcher.close()
     assert len(got) == 4 and all(isinstance(r, ValueError) for r in got)
     assert batcher.batches == 0
+
+
+class _CountingLoop(asyncio.SelectorEventLoop):
+    """An event loop that counts the wake-ups other threads ask of it."""
+
+    threadsafe_calls = 0
+
+    def call_soon_threadsafe(self, *args, **kwargs):
+        self.threadsafe_calls += 1
+        return super().call_soon_threadsafe(*args, **kwargs)
+
+
+def test_awaiting_requests_get_their_slices_with_one_loop_wake_up_per_batch():
+    def signature(arrays):  # 20 ms a call: requests arriving meanwhile form the next batch
+        time.sleep(0.02)
+        return {"y": arrays["x"] * 10}
+
+    batcher = Batcher(signature, max_batch_size=64, timeout_s=0.0)
+
+    async def main():
+        return await asyncio.gather(
+            *(batcher.infer({"x": np.array([i, i + 0.5])}, 2) for i in range(40))
+        )
+
+    loop = _CountingLoop()
+    try:
+        results = loop.run_until_complete(main())
+    finally:
+        loop.close()
+    batcher.close()
+    assert [list(r["y"]) for r in results] == [[i * 10, i * 10 + 5] for i in range(40)]
+    assert batcher.instances == 80
+    assert 2 <= batcher.batches < 40
+    assert loop.threadsafe_calls == batcher.batches  # not one per request
+
+
+def test_a_closed_batcher_hands_the_request_back():
+    batcher = Batcher(lambda arrays: arrays, max_batch_size=8, timeout_s=0.0)
+    batcher.close()
+    assert asyncio.run(batcher.infer({"x": np.array([1])}, 1)) is None

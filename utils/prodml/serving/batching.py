@@ -7,6 +7,7 @@ instances of every request waiting, then hands each request its slice).
 
 from __future__ import annotations
 
+import asyncio
 import queue
 import threading
 import time
@@ -48,6 +49,18 @@ class Batcher:
                 return False
             self.queue.put((arrays, n, done))
         return True
+
+    async def infer(self, arrays: dict[str, np.ndarray], n: int):
+        """The event loop's way in: await this request's slice of its batch's outputs (None when
+        the batcher is closed: the caller then calls the signature itself).
+
+        The results of one batch reach each event loop in one thread-safe call, not one per
+        request: at concurrency 32 that is one wake-up of the loop instead of 32."""
+        loop = asyncio.get_running_loop()
+        fut = loop.create_future()
+        if not self.submit(arrays, n, _Waiter(loop, fut)):
+            return None
+        return await fut
 
     def close(self) -> None:
         with self.lock:
@@ -101,10 +114,41 @@ class Batcher:
                     results.append({k: v[start : start + n] for k, v in out.items()})
                     start += n
         except Exception as exc:  # handed to every waiting request
-            for _, _, done in batch:
-                done(exc)
+            self._deliver(batch, [exc] * len(batch))
             return
         self.batches += 1
         self.instances += sum(b[1] for b in batch)
+        self._deliver(batch, results)
+
+    @staticmethod
+    def _deliver(batch, results) -> None:
+        by_loop: dict = {}
         for (_, _, done), result in zip(batch, results, strict=True):
-            done(result)
+            if type(done) is _Waiter:
+                by_loop.setdefault(done.loop, []).append((done.fut, result))
+            else:
+                done(result)
+        for loop, pairs in by_loop.items():
+            try:
+                loop.call_soon_threadsafe(_resolve_all, pairs)
+            except RuntimeError:  # that loop has closed: nobody is waiting any more
+                pass
+
+
+class _Waiter:
+    """A request awaiting its result in an event loop (see :meth:`Batcher.infer`)."""
+
+    __slots__ = ("loop", "fut")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, fut: asyncio.Future):
+        self.loop, self.fut = loop, fut
+
+
+def _resolve_all(pairs) -> None:
+    for fut, result in pairs:
+        if fut.done():  # the request was cancelled (client gone)
+            continue
+        if isinstance(result, BaseException):
+            fut.set_exception(result)
+        else:
+            fut.set_result(result)

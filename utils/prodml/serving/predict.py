@@ -56,21 +56,10 @@ async def predict(
 async def _infer(sig: Signature, arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     if sig.batcher is None:
         return await asyncio.to_thread(sig.run, arrays)
-    loop = asyncio.get_running_loop()
-    fut = loop.create_future()
-    n = len(next(iter(arrays.values())))
-    if not sig.batcher.submit(arrays, n, lambda r: loop.call_soon_threadsafe(_resolve, fut, r)):
-        return await asyncio.to_thread(sig.run, arrays)  # version unloaded meanwhile
-    return await fut
-
-
-def _resolve(fut: asyncio.Future, result) -> None:
-    if fut.done():
-        return
-    if isinstance(result, BaseException):
-        fut.set_exception(result)
-    else:
-        fut.set_result(result)
+    outputs = await sig.batcher.infer(arrays, len(next(iter(arrays.values()))))
+    if outputs is None:  # version unloaded meanwhile
+        return await asyncio.to_thread(sig.run, arrays)
+    return outputs
 
 
 # -- encode -----------------------------------------------------------------------------------
