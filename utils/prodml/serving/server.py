@@ -145,6 +145,10 @@ def main(args: argparse.Namespace) -> int:
         access_log=False,
         timeout_graceful_shutdown=10,
         timeout_keep_alive=75,
+        # Nothing here reads the client's address, so X-Forwarded-For need not be parsed on
+        # every request; and the response names no server software.
+        proxy_headers=False,
+        server_header=False,
     )
     server = uvicorn.Server(config)
 
