@@ -822,3 +822,60 @@ def test_parquet_files_source(export_dir, run_dir):
     assert read_rows(run_dir / "out")["r00003"]["is_male"] == "Unknown"
     with pytest.raises(FileNotFoundError, match="no Parquet files match"):
         pipelines.from_parquet(str(folder / "nothing-*.parquet"))
+
+
+def test_parse_records_counts_its_input_and_batches_its_records_in_a_batch_run():
+    columns = ["key", "is_male", "mother_age", "plurality", "gestation_weeks"]
+    lines = [f"k{i},true,{20 + i % 10},1,39" for i in range(10)] + ["bad,true,26,9,39"]
+
+    def build(p):
+        records, dead, counts = (
+            p
+            | beam.Create(lines, reshuffle=False)
+            | pipelines.ParseRecords("csv", columns, count_as="records_in", batch_size=4)
+        )
+        assert_that(
+            records | "Sizes" >> beam.Map(len) | "MaxSize" >> beam.CombineGlobally(max),
+            equal_to([4]),
+            label="BatchSize",
+        )
+        keys = records | beam.FlatMap(lambda batch: [r["key"] for r in batch])
+        assert_that(keys, equal_to([f"k{i}" for i in range(10)]), label="Keys")
+        assert_that(dead | beam.Map(lambda d: d["record"]), equal_to([lines[-1]]), label="Dead")
+        total = counts | beam.CombinePerKey(sum)
+        assert_that(total, equal_to([("records_in", 11)]), label="Counted")
+
+    run(build)
+
+
+def test_predict_counts_the_predictions_of_pre_batched_records(export_dir):
+    rows = natality_records(9, seed=3)
+    records = [pipelines.check(r) for r in rows]
+
+    def build(p):
+        batches = p | beam.Create([records[:5], records[5:]], reshuffle=False)
+        predictions, counts = batches | pipelines.Predict(
+            pipelines.SavedModelHandler(export_dir), count_as="predictions", batched=True
+        )
+        weights = predictions | beam.Map(
+            lambda r: (r["key"], round(r[pipelines.transforms.PREDICTION], 4))
+        )
+        expected = [(r["key"], round(expected_weight(r), 4)) for r in records]
+        assert_that(weights, equal_to(expected), label="Weights")
+        total = counts | beam.CombinePerKey(sum)
+        assert_that(total, equal_to([("predictions", 9)]), label="Counted")
+
+    run(build)
+
+
+def test_per_bundle_counting_and_batching_refuse_a_stream():
+    stream = TestStream().add_elements(["k1,true,26,1,39"]).advance_watermark_to_infinity()
+    columns = ["key", "is_male", "mother_age", "plurality", "gestation_weeks"]
+    p = beam.Pipeline(options=pipelines.options("streaming"))
+    raw = p | stream
+    with pytest.raises(ValueError, match="batch input"):
+        _ = raw | "Counted" >> pipelines.ParseRecords("csv", columns, count_as="records_in")
+    with pytest.raises(ValueError, match="batch input"):
+        _ = raw | "Batched" >> pipelines.ParseRecords("csv", columns, batch_size=8)
+    with pytest.raises(ValueError, match="batch_size must be a positive"):
+        pipelines.ParseRecords("csv", columns, batch_size=0)

@@ -10,17 +10,17 @@ windowing differ.
 The steps live in :mod:`~prodml.pipelines.sources`, :mod:`~prodml.pipelines.records`,
 :mod:`~prodml.pipelines.transforms` and :mod:`~prodml.pipelines.sinks`; this module wires them.
 
-Counting: one system, counted from the data itself. ``Outputs.counts`` is one dict,
-``records_in``, ``predictions``, ``dead_letters``, ``dropped_late``, with ``records_in ==
-predictions + dead_letters + dropped_late`` in both modes (``dropped_late`` is zero in batch);
-a :class:`~prodml.pipelines.sinks.Sink` writes it to ``<folder>/counts.json``
-(:func:`counts` reads it back). Beam's metric counters are not used for this: the Python
-DirectRunner's streaming mode keeps only their first bundle.
+Counting: one system, counted from the data itself (:mod:`~prodml.pipelines.counting`).
+``Outputs.counts`` is one dict, ``records_in``, ``predictions``, ``dead_letters``,
+``dropped_late``, with ``records_in == predictions + dead_letters + dropped_late`` in both
+modes (``dropped_late`` is zero in batch); a :class:`~prodml.pipelines.sinks.Sink` writes it
+to ``<folder>/counts.json`` (:func:`counts` reads it back). In a batch run the parse and
+predict steps count their own input per bundle (no extra step per record).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import apache_beam as beam
@@ -28,6 +28,7 @@ from apache_beam.ml.inference.base import ModelHandler
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 from apache_beam.transforms import trigger
 
+from prodml.pipelines.counting import count_elements, in_one_global_window
 from prodml.pipelines.records import ParseRecords
 from prodml.pipelines.sinks import (
     Sink,
@@ -61,86 +62,6 @@ class Outputs:
     dead_letters: beam.PCollection
     counts: beam.PCollection
     dropped_late: beam.PCollection
-
-
-class _Tally(beam.CombineFn):
-    """``(name, count)`` pairs -> one dict with every name present (zero when none came)."""
-
-    def __init__(self, names: Sequence[str]):
-        self.names = tuple(names)
-
-    def create_accumulator(self):
-        return dict.fromkeys(self.names, 0)
-
-    def add_input(self, acc, item):
-        if item is not None:  # None: the seed that makes an empty run report zeros
-            name, n = item
-            acc[name] += n
-        return acc
-
-    def merge_accumulators(self, accumulators):
-        total = self.create_accumulator()
-        for acc in accumulators:
-            for name, n in acc.items():
-                total[name] += n
-        return total
-
-    def extract_output(self, acc):
-        return dict(acc)
-
-
-class _CountPerBundle(beam.DoFn):
-    """``(name, n)`` once per bundle, ``n`` the elements it saw: one cheap call per element
-    (no key, no combiner) for a batch run, whose elements all sit in the global window."""
-
-    def __init__(self, name: str):
-        self.name = name
-
-    def start_bundle(self):
-        self.n = 0
-
-    def process(self, element):
-        self.n += 1
-
-    def finish_bundle(self):
-        if self.n:
-            yield beam.window.GlobalWindows.windowed_value((self.name, self.n))
-
-
-def count_elements(p: beam.Pipeline, **pcolls: beam.PCollection) -> beam.PCollection:
-    """One dict ``{name: how many elements that PCollection held}`` over the whole run.
-
-    Batch: each input is counted per bundle and the bundles' counts summed. Streaming: each
-    input is first re-windowed into one global window fired once, when the watermark passes
-    its end (at the end of a bounded stream; an unbounded stream reports on drain), then
-    counted with a combiner.
-    """
-    streaming = p.options.view_as(StandardOptions).streaming
-
-    def whole_run(pcoll, label):
-        return pcoll | label >> beam.WindowInto(
-            beam.window.GlobalWindows(),
-            trigger=trigger.AfterWatermark(),
-            accumulation_mode=trigger.AccumulationMode.DISCARDING,
-        )
-
-    seed = p | "CountSeed" >> beam.Create([None])
-    counted = [whole_run(seed, "WholeRun_seed") if streaming else seed]
-    for name, pcoll in pcolls.items():
-        if streaming:
-            count = (
-                whole_run(pcoll, f"WholeRun_{name}")
-                | f"Count_{name}" >> beam.combiners.Count.Globally().without_defaults()
-                | f"Name_{name}" >> beam.Map(lambda n, name=name: (name, n))
-            )
-        else:
-            count = pcoll | f"Count_{name}" >> beam.ParDo(_CountPerBundle(name))
-        counted.append(count)
-    return (
-        counted
-        | "AllCounts" >> beam.Flatten()
-        | "Tally" >> beam.CombineGlobally(_Tally(list(pcolls))).without_defaults()
-    )
 
 
 def _accounting(tally: dict) -> dict:
@@ -221,22 +142,39 @@ def build_pipeline(
             "a streaming sink loads its tables one window pane at a time, so WRITE_TRUNCATE "
             "would keep only the last pane: use write_disposition='WRITE_APPEND' (or table=None)"
         )
-    if parse is None:
-        parse = ParseRecords(source.fmt, source.columns)
-    elif not isinstance(parse, beam.PTransform):
-        if not callable(parse):
-            raise TypeError(f"parse must be a PTransform or a function, got {type(parse).__name__}")
-        parse = ParseRecords(source.fmt, source.columns, check=parse)
-
     raw = p | "Read" >> source.transform
-    records, dead = raw | "Parse" >> parse
-    counted = {"records_in": raw, "dead_letters": dead}
+    # counted: per-bundle counts from the steps themselves; uncounted: a counting step each
+    counted, uncounted = {}, {}
+    batched = False  # records travel as lists (the parse step's batches) rather than one by one
+    if parse is not None and isinstance(parse, beam.PTransform):  # the caller's own step
+        records, dead = raw | "Parse" >> parse
+        uncounted["records_in"] = raw
+    else:
+        if parse is not None and not callable(parse):
+            raise TypeError(f"parse must be a PTransform or a function, got {type(parse).__name__}")
+        batch = mode == "batch" and in_one_global_window(raw)
+        # a batch run hands RunInference the parse step's own batches, of the handler's size
+        # (unless the handler preprocesses records one by one)
+        batch_size = model.batch_elements_kwargs().get("max_batch_size") if batch else None
+        batched = bool(batch_size) and not model.get_preprocess_fns()
+        parsed = raw | "Parse" >> ParseRecords(
+            source.fmt,
+            source.columns,
+            check=parse,
+            count_as="records_in" if batch else None,
+            batch_size=batch_size if batched else None,
+        )
+        if batch:
+            records, dead, counted["records_in"] = parsed
+        else:
+            (records, dead), uncounted["records_in"] = parsed, raw
+    uncounted["dead_letters"] = dead
     if mode == "streaming":
         windowing = (
             window if window is not None else fixed_windows(window_seconds, allowed_lateness)
         )
         windowed = records | "Window" >> windowing | "LabelPanes" >> LabelPanes()
-        counted.update(windowed_in=records, windowed_out=windowed)
+        uncounted.update(windowed_in=records, windowed_out=windowed)
         records = windowed
         # dead letters are never late: one global window, a pane (and a file) per arrival
         dead = dead | "DeadLetterPanes" >> beam.WindowInto(
@@ -244,8 +182,13 @@ def build_pipeline(
             trigger=trigger.AfterWatermark(early=trigger.AfterCount(1)),
             accumulation_mode=trigger.AccumulationMode.DISCARDING,
         )
-    predictions = records | "Predict" >> Predict(model)
-    counts_ = count_elements(p, predictions=predictions, **counted)
+    if mode == "batch" and in_one_global_window(records):
+        predictions, counted["predictions"] = records | "Predict" >> Predict(
+            model, count_as="predictions", batched=batched
+        )
+    else:
+        predictions = uncounted["predictions"] = records | "Predict" >> Predict(model)
+    counts_ = count_elements(p, counted, **uncounted)
     accounted = counts_ | "Accounting" >> beam.Map(_accounting)
     dropped = accounted | "DroppedLate" >> beam.Map(lambda c: c["dropped_late"])
     if sink is not None:

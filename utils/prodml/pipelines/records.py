@@ -21,6 +21,7 @@ import numpy as np
 
 from prodml import babyweight
 from prodml.babyweight.contract import RANGES, REQUIRED, UNKNOWN_GESTATION
+from prodml.pipelines.counting import COUNTS, BundleCounter, in_one_global_window
 
 DEAD_LETTERS = "dead_letters"
 FORMATS = ("csv", "json", "dict")
@@ -281,34 +282,64 @@ _CHUNK = 512  # CSV lines checked together
 class _ParseAndCheck(beam.DoFn):
     """Parse and check each record. ``bulk`` (the default check on CSV lines in one global
     window, i.e. a batch run): a bundle's lines are checked together at the end of the bundle
-    (:func:`_check_csv_lines`), a several times cheaper path than one line at a time."""
+    (:func:`_check_csv_lines`), a several times cheaper path than one line at a time.
+    ``batch_size`` (batch runs): records leave in lists of up to that many, a bundle's in order.
+    """
 
     def __init__(
-        self, fmt: str, columns: Sequence[str] | None, check_fn: Callable | None, bulk: bool
+        self,
+        fmt: str,
+        columns: Sequence[str] | None,
+        check_fn: Callable | None,
+        bulk: bool,
+        count_as: str | None = None,
+        batch_size: int | None = None,
     ):
         self.fmt, self.columns = fmt, list(columns) if columns else None
         self.check_fn = check_fn
         self.bulk = bulk and fmt == "csv" and check_fn is None
+        self.count_as, self.batch_size = count_as, batch_size
 
     def start_bundle(self):
-        self.pending = []
+        self.pending, self.batch = [], []
+        self.counter = BundleCounter(self.count_as)
 
     def process(self, raw):
         # a plain function, not a generator: most lines only join the chunk (None: no output)
+        self.counter.n += 1
         if not (self.bulk and isinstance(raw, str)):
-            return self._one(raw)
+            return self._batched(self._one(raw))
         self.pending.append(raw)
         if len(self.pending) >= _CHUNK:  # emitted now, in the (global) window of this line
-            return self._flush()
-        return None
+            return self._batched(self._flush())
+        return
 
     def finish_bundle(self):
         in_window = beam.window.GlobalWindows.windowed_value
-        for output in self._flush():
+        for output in self._batched(self._flush()):
             if isinstance(output, beam.pvalue.TaggedOutput):
                 yield beam.pvalue.TaggedOutput(output.tag, in_window(output.value))
             else:
                 yield in_window(output)
+        if self.batch:
+            yield in_window(self.batch)
+            self.batch = []
+        yield from self.counter.emit()
+
+    def _batched(self, outputs):
+        if not self.batch_size:
+            return outputs
+        return self._into_batches(outputs)
+
+    def _into_batches(self, outputs):
+        for output in outputs:
+            if isinstance(output, beam.pvalue.TaggedOutput):
+                yield output
+                continue
+            self.batch.append(output)
+            if len(self.batch) >= self.batch_size:
+                batch, self.batch = self.batch, []
+                yield batch
 
     def _flush(self):
         pending, self.pending = self.pending, []
@@ -344,6 +375,12 @@ class ParseRecords(beam.PTransform):
     lines go through it many at a time, with the same results). The record's ``key``
     (or a hash of the raw record) is kept on its output. The pipeline counts both outputs from
     the data (:func:`prodml.pipelines.count_elements`).
+
+    ``count_as``: also count the raw records under this name, per bundle, and return a third
+    PCollection of ``(count_as, n)`` pairs (:mod:`~prodml.pipelines.counting`); batch input only.
+    ``batch_size``: the records output carries lists of up to that many records instead of
+    single records, ready for ``RunInference(handler.with_no_batching())`` (Beam's way to hand
+    it batches made upstream); batch input only.
     """
 
     def __init__(
@@ -351,6 +388,8 @@ class ParseRecords(beam.PTransform):
         fmt: str = "dict",
         columns: Sequence[str] | None = None,
         check: Callable[[dict], Mapping] | None = None,
+        count_as: str | None = None,
+        batch_size: int | None = None,
     ):
         super().__init__()
         if fmt not in FORMATS:
@@ -359,14 +398,24 @@ class ParseRecords(beam.PTransform):
             raise ValueError("ParseRecords(fmt='csv') needs columns= (the CSV header)")
         if check is not None and not callable(check):
             raise TypeError(f"check must be a function, got {type(check).__name__}")
-        self.fmt, self.columns, self.check = fmt, columns, check
+        if batch_size is not None and (isinstance(batch_size, bool) or batch_size < 1):
+            raise ValueError(f"batch_size must be a positive number of records, got {batch_size!r}")
+        self.fmt, self.columns, self.check, self.count_as = fmt, columns, check, count_as
+        self.batch_size = batch_size
 
     def expand(self, raw):
         # bulk checking re-emits each record at the end of its bundle, in the global window:
         # only for a bounded input in the global window (a batch run), whose timestamps
         # nothing downstream reads
-        bulk = raw.is_bounded and isinstance(raw.windowing.windowfn, beam.window.GlobalWindows)
+        bulk = in_one_global_window(raw)
+        if (self.count_as or self.batch_size) and not bulk:
+            raise ValueError(
+                "ParseRecords(count_as=..., batch_size=...) work per bundle, which needs a batch "
+                "input (bounded, in the global window); count a stream with count_elements"
+            )
         outputs = raw | "ParseAndCheck" >> beam.ParDo(
-            _ParseAndCheck(self.fmt, self.columns, self.check, bulk)
-        ).with_outputs(DEAD_LETTERS, main="records")
+            _ParseAndCheck(self.fmt, self.columns, self.check, bulk, self.count_as, self.batch_size)
+        ).with_outputs(DEAD_LETTERS, COUNTS, main="records")
+        if self.count_as:
+            return outputs.records, outputs[DEAD_LETTERS], outputs[COUNTS]
         return outputs.records, outputs[DEAD_LETTERS]

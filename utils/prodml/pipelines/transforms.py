@@ -14,6 +14,7 @@ from apache_beam.utils.timestamp import Duration
 from apache_beam.utils.windowed_value import PaneInfoTiming
 
 from prodml import babyweight
+from prodml.pipelines.counting import COUNTS, BundleCounter, in_one_global_window
 
 WINDOW_SECONDS = 20  # the course's FixedWindows(Duration.standardSeconds(20))
 ALLOWED_LATENESS = 10  # ... withAllowedLateness(Duration.standardSeconds(10))
@@ -102,16 +103,52 @@ class Windowed(beam.PTransform):
 
 
 class Predict(beam.PTransform):
-    """Model inputs -> prediction rows (:data:`COLUMNS`) through ``RunInference(handler)``."""
+    """Model inputs -> prediction rows (:data:`COLUMNS`) through ``RunInference(handler)``.
 
-    def __init__(self, handler: ModelHandler):
+    ``count_as``: also count the predictions under this name, per bundle, and return
+    ``(rows, counts)``, ``counts`` a PCollection of ``(count_as, n)`` pairs
+    (:mod:`~prodml.pipelines.counting`); batch input only. ``batched``: the input's elements
+    are lists of records already batched (``ParseRecords(batch_size=...)``), given to
+    ``RunInference(handler.with_no_batching())``.
+    """
+
+    def __init__(self, handler: ModelHandler, count_as: str | None = None, batched: bool = False):
         super().__init__()
         if not isinstance(handler, ModelHandler):
             raise TypeError(f"Predict needs a Beam ModelHandler, got {type(handler).__name__}")
-        self.handler = handler
+        self.handler, self.count_as, self.batched = handler, count_as, batched
 
     def expand(self, records):
-        return records | "RunInference" >> RunInference(self.handler) | "ToRow" >> beam.Map(_row)
+        handler = self.handler.with_no_batching() if self.batched else self.handler
+        results = records | "RunInference" >> RunInference(handler)
+        if not self.count_as:
+            return results | "ToRow" >> beam.Map(_row)
+        if not in_one_global_window(results):
+            raise ValueError(
+                "Predict(count_as=...) counts per bundle, which needs a batch input "
+                "(bounded, in the global window); count a stream with count_elements"
+            )
+        rows = results | "ToRow" >> beam.ParDo(_CountedRows(self.count_as)).with_outputs(
+            COUNTS, main="rows"
+        )
+        return rows.rows, rows[COUNTS]
+
+
+class _CountedRows(beam.DoFn):
+    """:func:`_row` of each result, counting them (one step per prediction, not two)."""
+
+    def __init__(self, name: str):
+        self.name = name
+
+    def start_bundle(self):
+        self.counter = BundleCounter(self.name)
+
+    def process(self, result):
+        self.counter.n += 1
+        return (_row(result),)
+
+    def finish_bundle(self):
+        yield from self.counter.emit()
 
 
 def _row(result) -> dict:
