@@ -2,7 +2,8 @@
 
 Trains the smoke-size babyweight model (``python -m prodml.babyweight.task --smoke``) unless
 ``--export-dir`` is given, writes ``--rows`` natality rows (the clean ones) to a CSV file, and
-times three things over that same file, in one run:
+times three things over that same file, in one run (the two Beam pipelines alternately,
+``--repeat`` times each, their medians kept):
 
 1. the pipeline: ``prodml.pipelines.build_pipeline`` (read the file, parse and check every
    record, ``RunInference`` with ``SavedModelHandler``, write predictions, dead letters and
@@ -17,7 +18,7 @@ the timed pipeline still loads its model. It ends with ``pipeline/floor: R``, th
 replays ``--stream-rows`` records as a stream through the same pipeline. Everything it writes
 goes under the run folder.
 
-    python benchmarks/pipeline.py [--rows 100000] [--batch 1024] [--export-dir DIR]
+    python benchmarks/pipeline.py [--rows 100000] [--batch 1024] [--repeat 3] [--export-dir DIR]
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import csv
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import time
@@ -71,7 +73,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch", type=int, default=1024, help="rows per signature call")
     parser.add_argument("--stream-rows", type=int, default=3000, help="rows replayed as a stream")
     parser.add_argument("--export-dir", help="an exported babyweight model (default: train one)")
+    parser.add_argument(
+        "--repeat", type=int, default=3, help="timed runs of each Beam pipeline (median kept)"
+    )
     args = parser.parse_args(argv)
+    if args.repeat < 1:
+        parser.error(f"--repeat must be at least 1, got {args.repeat}")
 
     work = config.run_path("benchmarks", "pipeline", "x").parent
     export_dir = args.export_dir
@@ -112,17 +119,21 @@ def main(argv: list[str] | None = None) -> int:
     for make in (pipeline, floor):
         timed(make(warm_file, pipelines.Sink(folder=fresh(work / "warm-up"), table=None)))
 
-    # 1. the pipeline
-    sink = pipelines.Sink(folder=fresh(work / "pipeline"), table=None)
-    pipeline_s = timed(pipeline(source_file, sink))
-    counts = pipelines.counts(sink)
-    assert counts["records_in"] == counts["predictions"] + counts["dead_letters"] == n, counts
+    # 1. the pipeline and 2. the runner's floor (the same source and sink, no model, no
+    # checks), timed alternately --repeat times; the medians are compared, so that one
+    # disturbed run on a shared machine does not decide the ratio
+    pipeline_runs, floor_runs = [], []
+    for _ in range(args.repeat):
+        sink = pipelines.Sink(folder=fresh(work / "pipeline"), table=None)
+        pipeline_runs.append(timed(pipeline(source_file, sink)))
+        counts = pipelines.counts(sink)
+        assert counts["records_in"] == counts["predictions"] + counts["dead_letters"] == n, counts
 
-    # 2. the runner's floor: the same source and sink, no model, no checks
-    floor_sink = pipelines.Sink(folder=fresh(work / "floor"), table=None)
-    floor_s = timed(floor(source_file, floor_sink))
-    with open(f"{floor_sink.folder}/predictions-global-000.csv") as f:
-        assert sum(1 for _ in f) == n + 1
+        floor_sink = pipelines.Sink(folder=fresh(work / "floor"), table=None)
+        floor_runs.append(timed(floor(source_file, floor_sink)))
+        with open(f"{floor_sink.folder}/predictions-global-000.csv") as f:
+            assert sum(1 for _ in f) == n + 1
+    pipeline_s, floor_s = statistics.median(pipeline_runs), statistics.median(floor_runs)
 
     # 3. a plain loop: the same checks, batched signature calls, the same files
     start = time.perf_counter()
@@ -175,10 +186,15 @@ def main(argv: list[str] | None = None) -> int:
     }
     print(f"rows: {n:,} from {source_file.name} (dead letters {counts['dead_letters']})")
     print(f"model: {savedmodel.resolve(export_dir)}, {args.batch} rows per signature call")
+    runs = f"median of {args.repeat} runs"
     print(
         f"pipeline (DirectRunner)       : {pipeline_s:7.2f} s {rate['pipeline']:10,.0f} records/s"
+        f" ({runs}: {', '.join(f'{t:.2f}' for t in pipeline_runs)} s)"
     )
-    print(f"runner's floor (no model/checks): {floor_s:5.2f} s {rate['floor']:10,.0f} records/s")
+    print(
+        f"runner's floor (no model/checks): {floor_s:5.2f} s {rate['floor']:10,.0f} records/s"
+        f" ({runs}: {', '.join(f'{t:.2f}' for t in floor_runs)} s)"
+    )
     print(f"plain loop                    : {loop_s:7.2f} s {rate['loop']:10,.0f} records/s")
     print(
         f"streaming replay pipeline     : {stream_s:7.2f} s "
