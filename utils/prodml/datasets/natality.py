@@ -66,6 +66,7 @@ import pandas as pd
 # features' plausible ranges are the babyweight feature contract's, defined once there.
 from prodml.babyweight.contract import CLEAN_WHERE, TABLE, clean
 from prodml.babyweight.contract import RANGES as _FEATURE_RANGES
+from prodml.datasets.loading import load_once
 
 #: Published figures the generator is calibrated to: (low, high) ranges, on clean rows.
 TARGETS: dict[str, tuple[float, float]] = {
@@ -462,12 +463,6 @@ def fingerprint(df: pd.DataFrame) -> str:
 VERSION = 3
 
 
-def _loaded_marker():
-    from prodml import config
-
-    return config.run_path("datasets", "natality.json")
-
-
 def schema() -> list:
     """:data:`SCHEMA_SPEC` as google-cloud-bigquery ``SchemaField`` objects (for load jobs)."""
     from google.cloud.bigquery import SchemaField
@@ -498,7 +493,6 @@ def load(client=None, rows: int = 1_000_000, seed: int = 0, table: str = TABLE) 
     On real BigQuery the public table is already there: for :data:`TABLE` nothing is written and
     its id is returned; any other table is refused (synthetic rows never go to a real project).
     """
-    from google.api_core.exceptions import NotFound
     from google.cloud import bigquery
 
     from prodml import config
@@ -518,23 +512,6 @@ def load(client=None, rows: int = 1_000_000, seed: int = 0, table: str = TABLE) 
 
         client = warehouse.client()
 
-    marker = _loaded_marker()
-    done = json.loads(marker.read_text()) if marker.is_file() else {}
-    key = f"{getattr(client, 'path', '')}|{table}"  # which warehouse file, which table
     want = {"rows": int(rows), "seed": int(seed), "version": VERSION}
-    if done.get(key, {}).get("spec") == want:
-        try:
-            if client.get_table(table).num_rows == done[key]["num_rows"]:
-                return table
-        except NotFound:
-            pass
-
-    df = generate(int(rows), int(seed))
-    job_config = bigquery.LoadJobConfig(write_disposition="WRITE_TRUNCATE", schema=schema())
-    client.load_table_from_dataframe(df, table, job_config=job_config).result()
-    num_rows = client.get_table(table).num_rows
-    if num_rows != len(df):
-        raise RuntimeError(f"loaded {len(df)} rows into {table} but it holds {num_rows}")
-    done[key] = {"spec": want, "num_rows": num_rows}
-    marker.write_text(json.dumps(done, indent=2, sort_keys=True) + "\n")
-    return table
+    make = functools.partial(generate, int(rows), int(seed))
+    return load_once(client, table, want, make, "natality", schema())

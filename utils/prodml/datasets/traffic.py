@@ -55,12 +55,15 @@ own ``numpy`` generator seeded with ``(seed, component)``.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+
+from prodml.datasets.loading import load_once
 
 #: The workbook's stand-in public table id (default size, via ``prodml.datasets.PUBLIC_TABLES``).
 #: It does not exist on BigQuery: the course's San Diego readings are a CSV file, not a table.
@@ -382,7 +385,6 @@ def load(
     was loaded and the row count confirms it). Refuses real BigQuery: :data:`TABLE` is the
     workbook's stand-in, not a public table there, and synthetic rows never go to a project.
     """
-    from google.api_core.exceptions import NotFound
     from google.cloud import bigquery
 
     from prodml import config
@@ -398,9 +400,6 @@ def load(
 
         client = warehouse.client()
     client.create_dataset(table.rsplit(".", 1)[0], exists_ok=True)
-    marker = config.run_path("datasets", "traffic.json")
-    done = json.loads(marker.read_text()) if marker.is_file() else {}
-    key = f"{getattr(client, 'path', '')}|{table}"
     want = {
         "days": int(days),
         "seed": int(seed),
@@ -408,18 +407,5 @@ def load(
         "regime_day": regime_day,
         "version": VERSION,
     }
-    if done.get(key, {}).get("spec") == want:
-        try:
-            if client.get_table(table).num_rows == done[key]["num_rows"]:
-                return table
-        except NotFound:
-            pass
-    df = generate(days, seed, stations_per_direction, regime_day)
-    job_config = bigquery.LoadJobConfig(write_disposition="WRITE_TRUNCATE")
-    client.load_table_from_dataframe(df, table, job_config=job_config).result()
-    num_rows = client.get_table(table).num_rows
-    if num_rows != len(df):
-        raise RuntimeError(f"loaded {len(df)} rows into {table} but it holds {num_rows}")
-    done[key] = {"spec": want, "num_rows": num_rows}
-    marker.write_text(json.dumps(done, indent=2, sort_keys=True) + "\n")
-    return table
+    make = functools.partial(generate, days, seed, stations_per_direction, regime_day)
+    return load_once(client, table, want, make, "traffic")
