@@ -9,11 +9,18 @@ from pathlib import Path
 import nbformat
 
 
-def test_prodml_run_prints_no_kernel_transport_warning(tmp_path):
+def test_prodml_run_prints_no_kernel_transport_warning_or_kernel_stderr(tmp_path):
     nb = nbformat.v4.new_notebook()
     nb.cells = [
         nbformat.v4.new_code_cell("SMOKE = False", metadata={"tags": ["parameters"]}),
         nbformat.v4.new_code_cell("answer = 6 * 7\nprint(answer)"),
+        # what a library's C++ code writes to the process's standard error (TensorFlow's
+        # start-up lines): not through sys.stderr, from a thread outside any cell's capture
+        nbformat.v4.new_code_cell(
+            "import os, threading\n"
+            "t = threading.Thread(target=os.write, args=(2, b'C++ start-up noise\\n'))\n"
+            "t.start(); t.join()"
+        ),
     ]
     nb.metadata["kernelspec"] = {
         "name": "python3",
@@ -38,6 +45,10 @@ def test_prodml_run_prints_no_kernel_transport_warning(tmp_path):
     assert done.returncode == 0, output[-3000:]
     assert "ok in" in done.stdout and "1 ok, 0 failed" in done.stdout
     executed = nbformat.read(tmp_path / "run" / "00_quiet.ipynb", as_version=4)
-    assert executed.cells[-1].outputs[0]["text"] == "42\n"
+    assert executed.cells[1].outputs[0]["text"] == "42\n"
     assert "without encryption" not in output
+    # the kernel's own standard error is kept, in the run folder, not shown
+    assert "C++ start-up noise" not in output
+    log = (tmp_path / "run" / "logs" / "00_quiet.kernel.log").read_text()
+    assert "C++ start-up noise" in log
     assert "[IPKernelApp]" not in output, output[-3000:]

@@ -102,11 +102,16 @@ def summary_markdown(results: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _kernel_manager_class():
+def _kernel_manager_class(stderr=None):
     """A Jupyter kernel manager whose kernels talk over IPC (Unix sockets in the runtime
     folder) rather than TCP on loopback. The kernel and this process are on one machine, so
     nothing needs TCP, and ipykernel then has no reason to warn, once per notebook, that
-    "Kernel is running over TCP without encryption"."""
+    "Kernel is running over TCP without encryption".
+
+    ``stderr``: an open file that receives the kernel process's own standard error (what the
+    kernel writes outside any cell: TensorFlow's C++ start-up lines, which no setting silences
+    in TF 2.21, or a crash's last words), instead of the terminal. What cells print still goes
+    to the notebook, as always."""
     from jupyter_client.manager import KernelManager
     from traitlets import default
 
@@ -115,7 +120,17 @@ def _kernel_manager_class():
         def _default_transport(self):
             return "ipc" if os.name == "posix" else "tcp"  # Windows has no IPC transport
 
+        def start_kernel(self, **kw):  # kw: Popen arguments, as jupyter_client documents
+            if stderr is not None:
+                kw.setdefault("stderr", stderr)
+            return super().start_kernel(**kw)
+
     return IPCKernelManager
+
+
+def kernel_log_path(run_dir: Path, stem: str) -> Path:
+    """Where ``prodml run`` keeps a notebook's kernel standard error (under the run folder)."""
+    return Path(run_dir) / "logs" / f"{stem}.kernel.log"
 
 
 def execute_one(notebook: Path, output: Path, params: dict, run_dir: Path, cell_timeout) -> dict:
@@ -131,6 +146,9 @@ def execute_one(notebook: Path, output: Path, params: dict, run_dir: Path, cell_
     output.parent.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     error = None
+    kernel_log = kernel_log_path(run_dir, stem)
+    kernel_log.parent.mkdir(parents=True, exist_ok=True)
+    stderr = open(kernel_log, "wb")  # noqa: SIM115 - open for the kernel's whole life
     try:
         papermill.execute_notebook(
             str(notebook),
@@ -140,13 +158,15 @@ def execute_one(notebook: Path, output: Path, params: dict, run_dir: Path, cell_
             cwd=str(notebook.parent),
             progress_bar=True,
             execution_timeout=cell_timeout,
-            kernel_manager_class=_kernel_manager_class(),
+            kernel_manager_class=_kernel_manager_class(stderr),
         )
     except PapermillExecutionError as exc:
         error = f"{exc.ename}: {notebooks.first_line(exc.evalue)}"
     except Exception as exc:  # timeouts, a dead kernel, an unreadable notebook
         error = f"{type(exc).__name__}: {notebooks.first_line(str(exc))}"
+        error += f" (the kernel's standard error: {kernel_log})"
     finally:
+        stderr.close()
         for key, value in saved.items():
             if value is None:
                 os.environ.pop(key, None)
