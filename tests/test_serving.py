@@ -9,6 +9,7 @@ Nothing here changes the server's state, so the tests run in any order.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import socket
@@ -491,3 +492,23 @@ def test_loopback_load_has_no_failures(server):
     assert result.failures == 0, result.errors[:3]
     assert result.statuses == {200: 3000}
     assert result.versions == {"2": 3000}
+
+
+def test_the_load_generator_runs_from_inside_a_running_event_loop():
+    """A Jupyter cell runs inside an event loop, where asyncio.run cannot nest."""
+    from prodml.serving.load import run_load
+    from support import JSONHandler, LoopbackServer
+
+    class Echo(JSONHandler):
+        protocol_version = "HTTP/1.1"  # keep-alive, as the load generator expects
+
+        def do_POST(self):
+            _, body = self.read_json()
+            self.send_json(200, {"predictions": body["instances"]})
+
+    async def cell():  # what a notebook cell is: code running while a loop runs
+        return run_load(server.url, "/p", {"instances": [1]}, requests=40, concurrency=4)
+
+    with LoopbackServer(Echo) as server:
+        result = asyncio.run(cell())
+    assert result.requests == 40 and result.statuses[200] == 40 and result.failures == 0

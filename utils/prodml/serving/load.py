@@ -8,6 +8,7 @@ load tests and ``benchmarks/serving.py``.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import json
 import time
 from collections import Counter
@@ -114,7 +115,16 @@ def run_load(
 
     ``on_progress(i)`` is called (in the event loop) after request ``i`` completes;
     ``stop_when()``, checked before each request, ends the run early when it returns True.
-    ``result.requests`` counts the requests made.
+    ``result.requests`` counts the requests made. Works from a notebook cell too (inside a
+    running event loop the load runs in a thread of its own).
     """
     body = json.dumps(payload).encode()
-    return asyncio.run(_run(url, path, body, requests, concurrency, on_progress, stop_when))
+    run = _run(url, path, body, requests, concurrency, on_progress, stop_when)
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:  # no loop in this thread: the usual case
+        return asyncio.run(run)
+    # called from a running loop (a Jupyter cell): asyncio.run cannot nest, so the load runs in
+    # a thread of its own with its own loop, and this call waits for it
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, run).result()
