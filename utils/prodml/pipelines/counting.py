@@ -32,16 +32,18 @@ def in_one_global_window(pcoll: beam.PCollection) -> bool:
 
 class BundleCounter:
     """What a DoFn holds to count its input: ``n += 1`` per element, :meth:`emit` at the end of
-    the bundle (the ``(name, n)`` pair on the :data:`COUNTS` output, in the global window)."""
+    the bundle."""
 
     def __init__(self, name: str | None):
         self.name, self.n = name, 0
 
-    def emit(self):
+    def emit(self, tag: str | None = COUNTS):
+        """The bundle's ``(name, n)`` pair in the global window, on output ``tag`` (None: the
+        main output); nothing when no element came or no name was given."""
         n, self.n = self.n, 0
         if self.name is not None and n:
             pair = beam.window.GlobalWindows.windowed_value((self.name, n))
-            yield beam.pvalue.TaggedOutput(COUNTS, pair)
+            yield pair if tag is None else beam.pvalue.TaggedOutput(tag, pair)
 
 
 class _Tally(beam.CombineFn):
@@ -84,8 +86,7 @@ class _CountPerBundle(beam.DoFn):
         self.counter.n += 1
 
     def finish_bundle(self):
-        for tagged in self.counter.emit():
-            yield tagged.value
+        yield from self.counter.emit(tag=None)
 
 
 def count_elements(
