@@ -266,12 +266,9 @@ class OnlineStore:
         self._con.close()
 
 
-class _StoreRows(beam.DoFn):
-    def __init__(self, store_path: str, log_path: str):
-        self.store_path, self.log_path = store_path, log_path
-
-    def setup(self):
-        self.store = OnlineStore(self.store_path)
+class _AppendJsonl(beam.DoFn):
+    def __init__(self, path):
+        self.path = path
 
     def start_bundle(self):
         self.rows = []
@@ -281,10 +278,25 @@ class _StoreRows(beam.DoFn):
 
     def finish_bundle(self):
         if self.rows:
-            self.store.put(self.rows)
-            with open(self.log_path, "a") as f:
+            with open(self.path, "a") as f:
                 f.writelines(json.dumps(r) + "\n" for r in self.rows)
         self.rows = []
+
+
+class _StoreRows(_AppendJsonl):
+    """A bundle's rows into the online store, then appended to the log like any JSONL file."""
+
+    def __init__(self, store_path: str, log_path: str):
+        super().__init__(log_path)
+        self.store_path = store_path
+
+    def setup(self):
+        self.store = OnlineStore(self.store_path)
+
+    def finish_bundle(self):
+        if self.rows:
+            self.store.put(self.rows)
+        super().finish_bundle()
 
     def teardown(self):
         self.store.close()
@@ -338,23 +350,6 @@ class WarehouseSink:
             | "AllRows" >> beam.CombineGlobally(beam.combiners.ToListCombineFn()).without_defaults()
             | "LoadTable" >> beam.ParDo(_LoadTable(self.table))
         )
-
-
-class _AppendJsonl(beam.DoFn):
-    def __init__(self, path):
-        self.path = path
-
-    def start_bundle(self):
-        self.rows = []
-
-    def process(self, row):
-        self.rows.append(row)
-
-    def finish_bundle(self):
-        if self.rows:
-            with open(self.path, "a") as f:
-                f.writelines(json.dumps(r) + "\n" for r in self.rows)
-        self.rows = []
 
 
 class _WriteCounts(beam.DoFn):
