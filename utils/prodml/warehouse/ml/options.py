@@ -134,7 +134,7 @@ def read_options(properties: exp.Expression | None) -> dict:
     """``OPTIONS(...)`` as ``{lowercase name: python value}`` (a name given twice is an error)."""
     written: dict = {}
     for prop in properties.expressions if properties is not None else []:
-        if not isinstance(prop, exp.Property):
+        if not isinstance(prop, exp.Property) or isinstance(prop, exp.TransformModelProperty):
             continue  # TRANSFORM(...) is a property of the statement too
         name = prop.name.lower()
         if name in written:
@@ -173,7 +173,7 @@ def _label(written: dict) -> str:
 
 
 def _refuse_unsupported(written: dict) -> None:
-    for name, value in written.items():
+    for name in written:
         if name in OTHER_OPTIONS:
             raise InvalidQuery(
                 f"Option {name} is not supported by {ENGINE}; remove it, or run the statement "

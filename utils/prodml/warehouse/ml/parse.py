@@ -21,7 +21,6 @@ from sqlglot.tokens import TokenType
 
 from prodml.warehouse.ml.errors import InvalidQuery
 
-
 # sqlglot 30 made Func a mixin beside Expression; before, Func was an Expression itself
 _FUNC_BASES = (exp.Func,) if issubclass(exp.Func, exp.Expression) else (exp.Expression, exp.Func)
 

@@ -35,7 +35,7 @@ ANALYTIC = {"QUANTILE_BUCKETIZE", "STANDARD_SCALER", "MIN_MAX_SCALER"}
 
 
 def _float(value: float) -> exp.Expression:
-    return exp.cast(exp.Literal.number(repr(float(value))), "FLOAT64")
+    return exp.cast(exp.Literal.number(repr(float(value))), "FLOAT64", dialect="bigquery")
 
 
 def _string(text: str) -> exp.Expression:
@@ -172,9 +172,11 @@ def _scaler(ctx, call: exp.Dot, select: exp.Select, name: str) -> exp.Expression
     row = _one_row(ctx, select, stats)
     low, high = row["a"], row["b"]
     if low is None:
-        return exp.cast(exp.Null(), "FLOAT64")  # no non-NULL value to fit on
+        return exp.cast(exp.Null(), "FLOAT64", dialect="bigquery")  # no non-NULL value to fit on
     spread = (high or 0.0) - low if name == "MIN_MAX_SCALER" else (high or 0.0)
-    centred = exp.Sub(this=exp.cast(x.copy(), "FLOAT64"), expression=_float(low))
+    centred = exp.Sub(
+        this=exp.cast(x.copy(), "FLOAT64", dialect="bigquery"), expression=_float(low)
+    )
     if spread == 0:
         return exp.Mul(this=exp.paren(centred), expression=_float(0.0))
     scaled = exp.Div(this=exp.paren(centred), expression=_float(spread))
