@@ -334,7 +334,7 @@ ASIS = """
 CREATE or REPLACE MODEL demo.babyweight_model_asis
 OPTIONS
   (model_type='linear_reg', labels=['weight_pounds']) AS
-  
+
 WITH natality_data AS (
   SELECT
     weight_pounds,-- this is the label; because it is continuous, we need to use regression

@@ -131,7 +131,8 @@ def _choice(name: str, value, choices: tuple[str, ...]) -> str:
 
 
 def read_options(properties: exp.Expression | None) -> dict:
-    """``OPTIONS(...)`` as ``{lowercase name: python value}`` (a name given twice is an error)."""
+    """``OPTIONS(...)`` as ``{lowercase name: value expression}`` (a name given twice is an
+    error)."""
     written: dict = {}
     for prop in properties.expressions if properties is not None else []:
         if not isinstance(prop, exp.Property) or isinstance(prop, exp.TransformModelProperty):
@@ -139,7 +140,7 @@ def read_options(properties: exp.Expression | None) -> dict:
         name = prop.name.lower()
         if name in written:
             raise InvalidQuery(f"Duplicate option: {name}")
-        written[name] = _literal(name, prop.args["value"])
+        written[name] = prop.args["value"]
     return written
 
 
@@ -173,6 +174,7 @@ def _label(written: dict) -> str:
 
 
 def _refuse_unsupported(written: dict) -> None:
+    """Options this engine does not run, refused by name before their values are read."""
     for name in written:
         if name in OTHER_OPTIONS:
             raise InvalidQuery(
@@ -181,6 +183,9 @@ def _refuse_unsupported(written: dict) -> None:
             )
         if name not in _READERS and name not in ("model_type", "labels", "input_label_cols"):
             raise InvalidQuery(f"Unknown option: {name}")
+
+
+def _refuse_unsupported_values(written: dict) -> None:
     method = written.get("category_encoding_method", "ONE_HOT_ENCODING")
     if _typed("category_encoding_method", method, str).upper() != "ONE_HOT_ENCODING":
         raise InvalidQuery(
@@ -261,6 +266,8 @@ def training_options(properties: exp.Expression | None) -> TrainingOptions:
     """The checked options of a ``CREATE MODEL`` statement's properties."""
     written = read_options(properties)
     _refuse_unsupported(written)
+    written = {name: _literal(name, value) for name, value in written.items()}
+    _refuse_unsupported_values(written)
     options = TrainingOptions(
         model_type=_model_type(written), label=_label(written), written=written
     )

@@ -139,7 +139,7 @@ def estimator(options: TrainingOptions, method: str, rows: int):
         alpha=l2 / rows,
         solver="lbfgs",
         max_iter=1,
-        tol=0.0,
+        tol=1e-12,
         warm_start=True,
     )
 

@@ -1,0 +1,316 @@
+"""The BigQuery ML engine's behaviour beyond the course's statements: refusals in BigQuery's
+words, models that outlive their connection and process, creators at once, the preprocessing
+functions' semantics, and the REST resources the real client parses."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+from bqml_support import PREPARE_BABYWEIGHT, Warehouse, load_natality
+from google.api_core import exceptions
+from google.cloud import bigquery
+from prodml.warehouse import ml
+
+TRAIN = "babyweight.babyweight_data_train"
+SIMPLE = f"""CREATE OR REPLACE MODEL babyweight.{{name}}
+OPTIONS(model_type='LINEAR_REG', input_label_cols=['weight_pounds']{{options}}) AS
+SELECT weight_pounds, is_male, mother_age, plurality, gestation_weeks FROM {TRAIN}"""
+
+
+def simple(name: str, options: str = "") -> str:
+    return SIMPLE.format(name=name, options=options)
+
+
+@pytest.fixture(scope="module")
+def path(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("bqml_engine") / "warehouse.duckdb"
+
+
+@pytest.fixture(scope="module")
+def wh(path):
+    warehouse = Warehouse(path)
+    load_natality(warehouse, 8_000, seed=5)
+    warehouse.run(PREPARE_BABYWEIGHT)
+    warehouse.run(simple("base"))
+    yield warehouse
+    warehouse.close()
+
+
+@pytest.mark.parametrize(
+    ("sql", "words"),
+    [
+        (simple("m").replace("LINEAR_REG", "DNN_REGRESSOR"), "Model type DNN_REGRESSOR is not supported"),
+        (simple("m").replace("LINEAR_REG", "LINEAR"), "Unsupported model type: 'LINEAR'"),
+        (simple("m", ", class_weights=[STRUCT('a', 1.0)]"), "Option class_weights is not supported"),
+        (simple("m", ", model_registry='vertex_ai'"), "Option model_registry is not supported"),
+        (simple("m", ", no_such_option=1"), "Unknown option: no_such_option"),
+        (simple("m", ", data_split_method='SEQ'"), "data_split_method 'SEQ' is not supported"),
+        (simple("m", ", data_split_method='SPLIT'"), "Invalid value 'SPLIT' for option data_split_method"),
+        (simple("m", ", category_encoding_method='DUMMY_ENCODING'"), "'DUMMY_ENCODING' is not supported"),
+        (simple("m", ", l2_reg=-1"), "Invalid value for option l2_reg: -1 must be >= 0"),
+        (simple("m", ", max_iterations='ten'"), "Invalid value for option max_iterations: expected INT64"),
+        (simple("m", ", learn_rate=0.5"), "learn_rate can only be set when learn_rate_strategy is CONSTANT"),
+        (simple("m", ", data_split_eval_fraction=0.3"), "only allowed when data_split_method is RANDOM"),
+        (simple("m", ", labels=['weight_pounds']"), "labels and input_label_cols cannot both be set"),
+        (simple("m").replace("['weight_pounds']", "['no_such']"), "Column no_such specified in input_label_cols is not found"),
+        (simple("m").replace("LINEAR_REG", "LOGISTIC_REG").replace("'LOGISTIC_REG'", "'LOGISTIC_REG', optimize_strategy='NORMAL_EQUATION'"),
+         "NORMAL_EQUATION is only supported for LINEAR_REG"),
+        ("SELECT * FROM ML.EXPLAIN_PREDICT(MODEL babyweight.base, (SELECT 1 AS a))", "ML.EXPLAIN_PREDICT is not supported"),
+        ("SELECT * FROM ML.PREDICT(MODEL babyweight.base, (SELECT * FROM babyweight.babyweight_data_eval), STRUCT(0.3 AS threshold))",
+         "threshold applies only to binary LOGISTIC_REG models"),
+        ("SELECT ML.FEATURE_CROSS(STRUCT(mother_age, plurality)) AS c FROM babyweight.babyweight_data_eval",
+         "ML.FEATURE_CROSS crosses STRING features: mother_age is int64"),
+        ("SELECT ML.STANDARD_SCALER(mother_age) AS s FROM babyweight.babyweight_data_eval",
+         "Analytic function ML.STANDARD_SCALER cannot be called without an OVER clause"),
+        ("CREATE MODEL m OPTIONS(model_type='LINEAR_REG') AS SELECT 1 AS label, 2 AS x",
+         "missing a dataset while no default dataset is set"),
+    ],
+)  # fmt: skip
+def test_refused_in_bigquery_words_naming_the_problem(wh, sql, words):
+    with pytest.raises(exceptions.BadRequest) as raised:
+        wh.run(sql)
+    assert words in str(raised.value)
+
+
+def test_null_labels_are_named_not_dropped(wh):
+    with pytest.raises(exceptions.BadRequest, match="Label column y has 1 NULL values"):
+        wh.run(
+            "CREATE MODEL babyweight.nulls OPTIONS(model_type='LINEAR_REG', input_label_cols=['y']) AS "
+            "SELECT IF(mother_age = 30, NULL, weight_pounds) AS y, mother_age FROM babyweight.babyweight_data_train "
+            "WHERE mother_age BETWEEN 29 AND 31 QUALIFY ROW_NUMBER() OVER (PARTITION BY mother_age = 30 ORDER BY weight_pounds) = 1"
+        )
+
+
+def test_missing_models_and_existing_ones(wh):
+    with pytest.raises(
+        exceptions.NotFound, match=r"Not found: Model local-project:babyweight\.nope"
+    ):
+        wh.run("SELECT * FROM ML.EVALUATE(MODEL babyweight.nope)")
+    with pytest.raises(
+        exceptions.NotFound, match=r"Not found: Model local-project:babyweight\.nope"
+    ):
+        wh.run("DROP MODEL babyweight.nope")
+    wh.run("DROP MODEL IF EXISTS babyweight.nope")
+    with pytest.raises(exceptions.NotFound, match="Not found: Dataset local-project:elsewhere"):
+        wh.run(simple("m").replace("babyweight.m", "elsewhere.m"))
+    before = ml.get_model(wh.con, "local-project", "babyweight", "base")
+    with pytest.raises(
+        exceptions.Conflict, match=r"Already Exists: Model local-project:babyweight\.base"
+    ):
+        wh.run(simple("base").replace("CREATE OR REPLACE", "CREATE"))
+    wh.run(
+        simple("base")
+        .replace("CREATE OR REPLACE", "CREATE MODEL IF NOT EXISTS")
+        .replace("MODEL IF NOT EXISTS MODEL", "MODEL IF NOT EXISTS")
+    )
+    assert ml.get_model(wh.con, "local-project", "babyweight", "base") == before  # not retrained
+    wh.run(simple("doomed"))
+    wh.run("DROP MODEL `local-project.babyweight.doomed`")
+    with pytest.raises(exceptions.NotFound):
+        ml.get_model(wh.con, "local-project", "babyweight", "doomed")
+
+
+def test_rest_resources_parse_with_the_real_client(wh):
+    resource = ml.get_model(wh.con, "local-project", "babyweight", "base")
+    model = bigquery.Model.from_api_repr(resource)
+    assert model.model_type == "LINEAR_REGRESSION" and model.model_id == "base"
+    assert model.label_columns[0].name == "predicted_weight_pounds"
+    assert [c.name for c in model.feature_columns] == [
+        "is_male",
+        "mother_age",
+        "plurality",
+        "gestation_weeks",
+    ]
+    run = resource["trainingRuns"][0]
+    assert run["trainingOptions"]["inputLabelColumns"] == ["weight_pounds"]
+    assert run["trainingOptions"]["optimizationStrategy"] == "NORMAL_EQUATION"
+    evaluation = wh.run("SELECT * FROM ML.EVALUATE(MODEL babyweight.base)").to_pylist()[0]
+    assert (
+        run["evaluationMetrics"]["regressionMetrics"]["meanSquaredError"]
+        == evaluation["mean_squared_error"]
+    )
+    listed = ml.list_models(wh.con, "local-project", "babyweight")
+    assert "base" in [m["modelReference"]["modelId"] for m in listed]
+    assert ml.list_models(wh.con, "local-project", "nothing_here") == []
+
+
+def test_models_survive_a_new_connection_and_a_new_process(wh, path):
+    wh.run(simple("kept"))
+    want = (
+        wh.run(
+            "SELECT predicted_weight_pounds FROM ML.PREDICT(MODEL babyweight.kept, (SELECT * FROM babyweight.babyweight_data_eval LIMIT 20))"
+        )
+        .column(0)
+        .to_pylist()
+    )
+    wh.con.execute("CHECKPOINT").fetchall()
+    script = f"""
+import sys
+sys.path.insert(0, {str(Path(__file__).parent)!r})
+from bqml_support import Warehouse
+w = Warehouse({str(path)!r} + ".copy")
+print(w.run("SELECT predicted_weight_pounds FROM ML.PREDICT(MODEL babyweight.kept, (SELECT * FROM babyweight.babyweight_data_eval LIMIT 20))").column(0).to_pylist())
+"""
+    # DuckDB lets one process hold the file: the other process reads a copy of it
+    Path(f"{path}.copy").write_bytes(path.read_bytes())
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert eval(done.stdout.strip()) == pytest.approx(want, abs=1e-12)  # noqa: S307 (our own list)
+    other = Warehouse(con=__import__("duckdb").connect(f"{path}.copy"))
+    assert "kept" in [
+        m["modelReference"]["modelId"]
+        for m in ml.list_models(other.con, "local-project", "babyweight")
+    ]
+    other.close()
+
+
+def test_creators_at_once_lose_nothing(wh):
+    errors: list[Exception] = []
+
+    def create(sql: str) -> None:
+        cursor = wh.cursor()
+        try:
+            cursor.run(sql)
+        except Exception as err:  # noqa: BLE001 (collected, asserted below)
+            errors.append(err)
+        finally:
+            cursor.close()
+
+    names = [f"together_{i}" for i in range(4)]
+    threads = [threading.Thread(target=create, args=(simple(n),)) for n in names]
+    threads += [
+        threading.Thread(
+            target=create, args=(simple("same").replace("CREATE OR REPLACE", "CREATE"),)
+        )
+        for _ in range(2)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    listed = {
+        m["modelReference"]["modelId"]
+        for m in ml.list_models(wh.con, "local-project", "babyweight")
+    }
+    assert set(names) | {"same"} <= listed
+    assert len(errors) == 1 and isinstance(errors[0], exceptions.Conflict), errors
+    for name in [*names, "same"]:
+        assert len(wh.run(f"SELECT * FROM ML.TRAINING_INFO(MODEL babyweight.{name})")) == 1
+
+
+def test_preprocessing_functions_semantics(wh):
+    row = wh.run(
+        "SELECT ML.BUCKETIZE(2.5, [1, 2, 3]) AS b, ML.BUCKETIZE(2.5, [1, 2, 3], TRUE) AS b2, "
+        "ML.BUCKETIZE(0.5, [1, 2, 3]) AS low, ML.BUCKETIZE(3, [1, 2, 3]) AS high, "
+        "ML.BUCKETIZE(CAST(NULL AS FLOAT64), [1.0]) AS none, "
+        "ML.FEATURE_CROSS(STRUCT('a' AS f1, 'b' AS f2, 'c' AS f3)) AS cross3"
+    ).to_pylist()[0]
+    assert (row["b"], row["b2"], row["low"], row["high"], row["none"]) == (
+        "bin_3",
+        "bin_2",
+        "bin_1",
+        "bin_4",
+        None,
+    )
+    assert row["cross3"] == {
+        "f1_f2": "a_b",
+        "f1_f3": "a_c",
+        "f2_f3": "b_c",
+    }  # BigQuery's own example
+    ages = wh.run(f"SELECT mother_age FROM {TRAIN}").column(0).to_numpy().astype(float)
+    scaled = wh.run(
+        "SELECT ML.STANDARD_SCALER(mother_age) OVER() AS z, ML.MIN_MAX_SCALER(mother_age) OVER() AS m, "
+        f"ML.QUANTILE_BUCKETIZE(mother_age, 4) OVER() AS q FROM {TRAIN}"
+    ).to_pandas()
+    np.testing.assert_allclose(scaled.z, (ages - ages.mean()) / ages.std(ddof=1), atol=1e-12)
+    np.testing.assert_allclose(
+        scaled.m, (ages - ages.min()) / (ages.max() - ages.min()), atol=1e-12
+    )
+    shares = scaled.q.value_counts(normalize=True)
+    assert set(shares.index) == {"bin_1", "bin_2", "bin_3", "bin_4"} and shares.max() < 0.4
+
+
+def test_transform_keeps_training_statistics_at_prediction(wh):
+    wh.run(
+        f"""CREATE OR REPLACE MODEL babyweight.scaled
+        TRANSFORM(weight_pounds, ML.STANDARD_SCALER(gestation_weeks) OVER() AS weeks_z,
+                  ML.MIN_MAX_SCALER(mother_age) OVER() AS age01)
+        OPTIONS(model_type='LINEAR_REG', input_label_cols=['weight_pounds']) AS
+        SELECT * FROM {TRAIN}"""
+    )
+    train = wh.run(f"SELECT gestation_weeks, mother_age FROM {TRAIN}").to_pandas().astype(float)
+    weights = wh.run(
+        "SELECT processed_input, weight FROM ML.WEIGHTS(MODEL babyweight.scaled)"
+    ).to_pandas()
+    w = dict(zip(weights.processed_input, weights.weight, strict=True))
+    # one row: statistics of that row alone would make both features 0 (or NULL)
+    got = (
+        wh.run(
+            "SELECT predicted_weight_pounds FROM ML.PREDICT(MODEL babyweight.scaled, "
+            "(SELECT 38 AS gestation_weeks, 99 AS mother_age))"
+        )
+        .column(0)[0]
+        .as_py()
+    )
+    weeks_z = (38 - train.gestation_weeks.mean()) / train.gestation_weeks.std(ddof=1)
+    age01 = 1.0  # 99 is above the training maximum: MIN_MAX_SCALER caps it at 1
+    assert got == pytest.approx(
+        w["__INTERCEPT__"] + w["weeks_z"] * weeks_z + w["age01"] * age01, abs=1e-9
+    )
+    info = wh.run("SELECT * FROM ML.FEATURE_INFO(MODEL babyweight.scaled)").to_pandas()
+    assert list(info.input) == ["weeks_z", "age01"] and info["max"][1] == pytest.approx(1.0)
+
+
+def test_custom_split_evaluates_on_the_marked_rows(wh):
+    wh.run(
+        f"""CREATE OR REPLACE MODEL babyweight.custom
+        OPTIONS(model_type='LINEAR_REG', input_label_cols=['weight_pounds'],
+                data_split_method='CUSTOM', data_split_col='is_eval') AS
+        SELECT weight_pounds, mother_age, gestation_weeks, MOD(CAST(mother_age AS INT64), 5) = 0 AS is_eval
+        FROM {TRAIN}"""
+    )
+    stored = wh.run("SELECT * FROM ML.EVALUATE(MODEL babyweight.custom)").to_pylist()[0]
+    again = wh.run(
+        "SELECT * FROM ML.EVALUATE(MODEL babyweight.custom, (SELECT weight_pounds, mother_age, gestation_weeks "
+        f"FROM {TRAIN} WHERE MOD(CAST(mother_age AS INT64), 5) = 0))"
+    ).to_pylist()[0]
+    assert stored == pytest.approx(again, rel=1e-12)
+    features = [
+        c["name"]
+        for c in ml.get_model(wh.con, "local-project", "babyweight", "custom")["featureColumns"]
+    ]
+    assert features == ["mother_age", "gestation_weeks"]  # the split column is no feature
+
+
+@pytest.mark.parametrize("strategy", ["LINE_SEARCH", "CONSTANT"])
+def test_gradient_descent_options(wh, strategy):
+    extra = ", learn_rate=0.2" if strategy == "CONSTANT" else ""
+    wh.run(
+        simple(
+            f"bgd_{strategy.lower()}",
+            f", optimize_strategy='BATCH_GRADIENT_DESCENT', learn_rate_strategy='{strategy}'{extra}, "
+            "max_iterations=6, early_stop=FALSE, l2_reg=1.0, data_split_method='NO_SPLIT'",
+        )
+    )
+    info = wh.run(
+        f"SELECT * FROM ML.TRAINING_INFO(MODEL babyweight.bgd_{strategy.lower()})"
+    ).to_pandas()
+    assert list(info.iteration) == list(range(6))  # early_stop=FALSE runs them all
+    assert info.loss.iloc[-1] < info.loss.iloc[0]
+    if strategy == "CONSTANT":
+        assert (info.learning_rate == 0.2).all()
+    else:
+        assert (info.learning_rate > 0).all()
+    base = (
+        wh.run("SELECT mean_squared_error FROM ML.EVALUATE(MODEL babyweight.base)")
+        .column(0)[0]
+        .as_py()
+    )
+    assert info.loss.iloc[-1] < 1.5 * base
