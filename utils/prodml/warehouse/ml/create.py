@@ -15,7 +15,7 @@ import pyarrow.compute as pc
 from google.api_core import exceptions
 from sqlglot import exp
 
-from prodml.warehouse.ml import catalog, metrics, train
+from prodml.warehouse.ml import catalog, train
 from prodml.warehouse.ml import features as feats
 from prodml.warehouse.ml.errors import InvalidQuery, ModelExists
 from prodml.warehouse.ml.functions import find_column, materialize, transformed_input
@@ -38,7 +38,7 @@ def _transform_of(properties) -> exp.Expression | None:
 def _bigquery_type(kind: pa.DataType) -> str:
     if pa.types.is_struct(kind):
         return "STRUCT"
-    return feats._bigquery_type(kind) or str(kind).upper()
+    return feats.bigquery_type(kind) or str(kind).upper()
 
 
 def _training_rows(query: exp.Expression, transform, options: TrainingOptions, ctx):
@@ -118,14 +118,6 @@ def _classes(column: pa.ChunkedArray) -> tuple[list, str]:
     return values, alias
 
 
-def evaluate(model: Model, table: pa.Table, label: pa.ChunkedArray, threshold: float = 0.5) -> dict:
-    """ML.EVALUATE's metrics of a model on rows (the label column given apart)."""
-    scores = model.score(table)
-    if model.classifier:
-        return metrics.classification(model.label_codes(label), scores, threshold)
-    return metrics.regression(feats.numbers(label), scores)
-
-
 def train_model(name, options: TrainingOptions, query: exp.Expression, transform, ctx) -> Model:
     """Train a model on the rows of ``query`` (its ``TRANSFORM`` applied)."""
     table, frozen, written, inputs = _training_rows(query, transform, options, ctx)
@@ -162,17 +154,12 @@ def train_model(name, options: TrainingOptions, query: exp.Expression, transform
         fitted.iterations,
     )
     scored = (x_eval, y_eval) if evaluation is not None else (x, y)
-    model.evaluation = _metrics(model, *scored)
+    model.evaluation = model.metrics(*scored)
     model.split_rows = {
         "training": int(training.size),
         "evaluation": int(0 if evaluation is None else evaluation.size),
     }
     return model
-
-
-def _metrics(model: Model, x, y) -> dict:
-    scores = train.outputs(model.estimator, x, model.classifier)
-    return metrics.classification(y, scores) if model.classifier else metrics.regression(y, scores)
 
 
 def create_model(statement: exp.Create, ctx) -> None:
@@ -208,4 +195,4 @@ def drop_model(statement: exp.Drop, ctx) -> None:
         catalog.delete(ctx.con, name, missing_ok=bool(statement.args.get("exists")))
 
 
-__all__ = ["create_model", "drop_model", "evaluate", "train_model"]
+__all__ = ["create_model", "drop_model", "train_model"]

@@ -51,7 +51,8 @@ class Feature:
         return asdict(self)
 
 
-def _bigquery_type(kind: pa.DataType) -> str | None:
+def bigquery_type(kind: pa.DataType) -> str | None:
+    """BigQuery's name of an Arrow type a feature may have (None: not a feature type)."""
     checks = [
         (pa.types.is_boolean, "BOOL"),
         (pa.types.is_integer, "INT64"),
@@ -114,7 +115,7 @@ def _numeric_info(values: np.ndarray) -> dict:
 
 def fit_feature(name: str, column: pa.ChunkedArray) -> Feature:
     """A feature's preprocessing, fitted on the training rows of its column."""
-    kind = _bigquery_type(column.type)
+    kind = bigquery_type(column.type)
     if kind is None:
         raise InvalidQuery(
             f"Column {name} has type {column.type}, which the local warehouse's BigQuery ML "
@@ -156,7 +157,7 @@ def _column(columns: dict[str, pa.ChunkedArray], feature: Feature, rows: int) ->
 
 def _categorical_codes(feature: Feature, column: pa.ChunkedArray) -> np.ndarray:
     """Each row's one-hot position in the vocabulary; -1 for a value training never saw."""
-    if feature.type != "STRING" and _bigquery_type(column.type) == "STRING":
+    if feature.type != "STRING" and bigquery_type(column.type) == "STRING":
         text = column  # e.g. a BOOL feature given as 'true'/'false'
     else:
         text = _as_text(column)
@@ -212,6 +213,7 @@ def column_names(features: list[Feature]) -> list[tuple[str, object]]:
 __all__ = [
     "DENSE_CELLS",
     "Feature",
+    "bigquery_type",
     "column_names",
     "encode",
     "fit_feature",

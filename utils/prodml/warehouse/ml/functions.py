@@ -20,7 +20,7 @@ from sqlglot import exp
 
 from prodml.warehouse.ml import catalog
 from prodml.warehouse.ml.errors import InvalidQuery
-from prodml.warehouse.ml.options import _literal
+from prodml.warehouse.ml.options import literal
 from prodml.warehouse.ml.parse import (
     TABLE_FUNCTIONS,
     MLEvaluate,
@@ -31,7 +31,8 @@ from prodml.warehouse.ml.parse import (
     preprocessing_name,
     unknown_ml_call,
 )
-from prodml.warehouse.ml.preprocess import _rewrite_one
+from prodml.warehouse.ml.preprocess import rewrite_call
+from prodml.warehouse.ml.weights import weights_table
 
 PREFIX = "__ml_f"
 
@@ -87,7 +88,7 @@ def _settings(node: exp.Expression) -> dict:
                 f"Every field of the settings STRUCT needs a name: {item.sql('bigquery')}"
             )
         key = (item.alias if isinstance(item, exp.Alias) else item.this.name).lower()
-        settings[key] = _literal(
+        settings[key] = literal(
             key, item.expression if isinstance(item, exp.PropertyEQ) else item.this
         )
     return settings
@@ -143,14 +144,12 @@ def evaluate(node, model, ctx) -> pa.Table:
         if node.args.get("params_struct") is not None:
             raise InvalidQuery("ML.EVALUATE takes a threshold only with input data")
         return _one_row(model.evaluation)
-    from prodml.warehouse.ml.create import evaluate as score
-
     threshold = _threshold(node, model)
     _, table = _model_input(model, node, ctx, keep_input=False)
     label = find_column(table, model.label)
     if label is None:
         raise InvalidQuery(f"ML.EVALUATE needs the label column {model.label} in its input data")
-    return _one_row(score(model, table.drop_columns([label]), table.column(label), threshold))
+    return _one_row(model.evaluate(table.drop_columns([label]), table.column(label), threshold))
 
 
 def training_info(node, model, ctx) -> pa.Table:
@@ -183,8 +182,6 @@ def feature_info(node, model, ctx) -> pa.Table:
 
 def weights(node, model, ctx) -> pa.Table:
     """ML.WEIGHTS: each input's weight (numeric) or weight per category (one-hot)."""
-    from prodml.warehouse.ml.weights import weights_table
-
     settings = _settings(node)
     if set(settings) - {"standardize"}:
         raise InvalidQuery(
@@ -233,7 +230,7 @@ def materialize(statement: exp.Expression, ctx) -> exp.Expression:
     nodes = [n for n in tree.walk(bfs=False) if isinstance(n, kinds) or preprocessing_name(n)][::-1]
     for node in nodes:
         if not isinstance(node, kinds):
-            _rewrite_one(ctx, node)
+            rewrite_call(ctx, node)
             continue
         wrapper = node.parent if isinstance(node.parent, exp.Table) else node
         name = _store(run_table_function(node, ctx), ctx)

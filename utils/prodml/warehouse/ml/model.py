@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from prodml.warehouse.ml import features as feats
-from prodml.warehouse.ml import train
+from prodml.warehouse.ml import metrics, train
 from prodml.warehouse.ml.options import TrainingOptions
 from prodml.warehouse.ml.parse import ModelName
 
@@ -77,6 +77,21 @@ class Model:
     def score(self, table: pa.Table) -> np.ndarray:
         """Predictions (regression) or class probabilities (rows x classes)."""
         return train.outputs(self.estimator, self.design(table), self.classifier)
+
+    def evaluate(self, table: pa.Table, label: pa.ChunkedArray, threshold: float = 0.5) -> dict:
+        """ML.EVALUATE's metrics on input rows (the label column given apart)."""
+        return self.metrics(
+            self.design(table),
+            self.label_codes(label) if self.classifier else feats.numbers(label),
+            threshold,
+        )
+
+    def metrics(self, x, y: np.ndarray, threshold: float = 0.5) -> dict:
+        """The metrics of a design matrix and its labels (class indices for a classifier)."""
+        scores = train.outputs(self.estimator, x, self.classifier)
+        if self.classifier:
+            return metrics.classification(y, scores, threshold)
+        return metrics.regression(y, scores)
 
     def label_codes(self, column: pa.ChunkedArray) -> np.ndarray:
         """A classifier's label column as class indices; -1 for a label it never saw."""

@@ -89,21 +89,21 @@ class TrainingOptions:
         return options
 
 
-def _literal(name: str, value: exp.Expression):
+def literal(name: str, value: exp.Expression):
     """A Python value from an option's literal (string, number, boolean, array of those)."""
     if isinstance(value, exp.Paren):
-        return _literal(name, value.this)
+        return literal(name, value.this)
     if isinstance(value, exp.Boolean):
         return bool(value.this)
     if isinstance(value, exp.Neg) and isinstance(value.this, exp.Literal):
-        return -_literal(name, value.this)
+        return -literal(name, value.this)
     if isinstance(value, exp.Literal):
         if value.is_string:
             return value.this
         number = float(value.this)
         return int(number) if number.is_integer() and "." not in value.this else number
     if isinstance(value, exp.Array):
-        return [_literal(name, v) for v in value.expressions]
+        return [literal(name, v) for v in value.expressions]
     raise InvalidQuery(
         f"Invalid value for option {name}: expected a literal, got {value.sql('bigquery')}"
     )
@@ -266,7 +266,7 @@ def training_options(properties: exp.Expression | None) -> TrainingOptions:
     """The checked options of a ``CREATE MODEL`` statement's properties."""
     written = read_options(properties)
     _refuse_unsupported(written)
-    written = {name: _literal(name, value) for name, value in written.items()}
+    written = {name: literal(name, value) for name, value in written.items()}
     _refuse_unsupported_values(written)
     options = TrainingOptions(
         model_type=_model_type(written), label=_label(written), written=written
@@ -278,4 +278,4 @@ def training_options(properties: exp.Expression | None) -> TrainingOptions:
     return options
 
 
-__all__ = ["MODEL_TYPES", "TrainingOptions", "read_options", "training_options"]
+__all__ = ["MODEL_TYPES", "TrainingOptions", "literal", "read_options", "training_options"]

@@ -235,7 +235,8 @@ def _require_strings(ctx, select, names, values) -> None:
             )
 
 
-def _rewrite_one(ctx, call: exp.Dot) -> None:
+def rewrite_call(ctx, call: exp.Dot) -> None:
+    """Replace one ML preprocessing call in its tree by plain SQL (fitted over its rows)."""
     name = preprocessing_name(call)
     site = _call_site(call, name)
     select = _owner(site)
@@ -255,7 +256,7 @@ def rewrite_preprocessing(tree: exp.Expression, ctx) -> exp.Expression:
     of the SELECT that calls it (innermost first)."""
     tree = tree.copy()
     for call in preprocessing_calls(tree):
-        _rewrite_one(ctx, call)
+        rewrite_call(ctx, call)
     return tree
 
 
@@ -289,5 +290,6 @@ __all__ = [
     "freeze_transform",
     "output_name",
     "over_rows",
+    "rewrite_call",
     "rewrite_preprocessing",
 ]

@@ -38,7 +38,6 @@ import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy import sparse
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import (
     ElasticNet,
@@ -192,7 +191,7 @@ def _gradient_norm(x, residual: np.ndarray, weights: np.ndarray, penalty: float)
     return float(np.sqrt(np.sum(grad_w**2) + np.sum(grad_b**2)))
 
 
-def _start(model, x, y, classifier: bool) -> np.ndarray:
+def _start(y: np.ndarray, classifier: bool) -> np.ndarray:
     """Predictions at the lbfgs estimators' starting point (zero weights; the regressor's
     intercept at the mean label), before the first iteration."""
     if not classifier:
@@ -211,8 +210,6 @@ def _learning_rate(model, before, x, y, previous, classifier, options) -> float 
         return None
     weights, intercepts = before
     new_weights, new_intercepts = coefficients(model)
-    if isinstance(model, LogisticRegression) and new_weights.shape[1] > 1 and weights.shape[1] == 1:
-        weights, intercepts = np.zeros_like(new_weights), np.zeros_like(new_intercepts)
     penalty = (
         model.alpha
         if isinstance(model, TweedieRegressor)
@@ -237,11 +234,13 @@ def fit(options: TrainingOptions, x, y, x_eval=None, y_eval=None) -> Fitted:
     classifier = options.model_type == "LOGISTIC_REG"
     method = strategy(options, x.shape[1], x.shape[0])
     model = estimator(options, method, x.shape[0])
-    if method == "NORMAL_EQUATION" and sparse.issparse(x) is False and x.shape[1] > MAX_CARDINALITY:
-        raise InvalidQuery("NORMAL_EQUATION supports at most 10,000 feature columns")
+    if method == "NORMAL_EQUATION" and x.shape[1] > MAX_CARDINALITY:
+        raise InvalidQuery(
+            f"optimize_strategy NORMAL_EQUATION supports at most {MAX_CARDINALITY:,} feature columns, the data has {x.shape[1]:,}"
+        )
     iterations = 1 if method == "NORMAL_EQUATION" else options.max_iterations
     fitted = Fitted(model, method)
-    previous = _start(model, x, y, classifier)
+    previous = _start(y, classifier)
     before = _zero_weights(x, y, classifier)
     last_loss = None
     for iteration in range(iterations):
