@@ -479,3 +479,59 @@ def test_logistic_multiclass_predictions(wh):
     assert 0.6 < metrics.accuracy <= 1 and 0.5 < metrics.roc_auc <= 1
     weights = frame(wh, "SELECT * FROM ML.WEIGHTS(MODEL babyweight.weight_class)")
     assert sorted(set(weights.class_label)) == ["high", "low", "normal"] and len(weights) == 15
+
+
+# -- regularization: the objective's convention, checked against scikit-learn -------------------
+
+
+def regularized(wh, name: str, options: str) -> tuple[pd.DataFrame, pd.Series]:
+    wh.run(
+        f"""CREATE OR REPLACE MODEL babyweight.{name}
+        OPTIONS(model_type='LINEAR_REG', input_label_cols=['weight_pounds'],
+                data_split_method='NO_SPLIT', {options}) AS
+        SELECT {FEATURES} FROM babyweight.babyweight_data_train"""
+    )
+    info = frame(wh, f"SELECT * FROM ML.TRAINING_INFO(MODEL babyweight.{name})")
+    got = frame(
+        wh,
+        f"SELECT * FROM ML.EVALUATE(MODEL babyweight.{name}, "
+        f"(SELECT {FEATURES} FROM babyweight.babyweight_data_eval))",
+    ).iloc[0]
+    return info, got
+
+
+def test_l2_reg_is_ridge_on_the_sum_of_squared_errors(wh):
+    from sklearn.linear_model import Ridge
+
+    info, got = regularized(wh, "ridge", "l2_reg=500")
+    assert len(info) == 1  # still the normal equation
+    train = frame(wh, f"SELECT {FEATURES} FROM babyweight.babyweight_data_train")
+    test = frame(wh, f"SELECT {FEATURES} FROM babyweight.babyweight_data_eval")
+    direct = Ridge(alpha=500).fit(design(train, train), train.weight_pounds)
+    predicted = direct.predict(design(train, test))
+    assert got.mean_squared_error == pytest.approx(
+        skm.mean_squared_error(test.weight_pounds, predicted), abs=1e-6
+    )
+    _, plain = regularized(wh, "plain", "l2_reg=0")
+    assert got.mean_squared_error != pytest.approx(plain.mean_squared_error, abs=1e-9)
+
+
+def test_l1_reg_trains_by_coordinate_descent_like_scikit_learn(wh):
+    from sklearn.linear_model import ElasticNet
+
+    info, got = regularized(wh, "lasso", "l1_reg=2000, max_iterations=5, early_stop=FALSE")
+    assert list(info.iteration) == list(range(5)) and info.learning_rate.isna().all()
+    train = frame(wh, f"SELECT {FEATURES} FROM babyweight.babyweight_data_train")
+    test = frame(wh, f"SELECT {FEATURES} FROM babyweight.babyweight_data_eval")
+    # sum of squared errors + l1 * |w|_1  ==  ElasticNet's (1 / 2n) scale with alpha = l1 / 2n
+    direct = ElasticNet(alpha=2000 / 2 / len(train), l1_ratio=1.0, max_iter=1, tol=0.0, warm_start=True)
+    with pytest.warns(Warning):
+        for _ in range(5):
+            direct.fit(design(train, train), train.weight_pounds)
+    predicted = direct.predict(design(train, test))
+    assert got.mean_squared_error == pytest.approx(
+        skm.mean_squared_error(test.weight_pounds, predicted), abs=1e-6
+    )
+    weights = frame(wh, "SELECT * FROM ML.WEIGHTS(MODEL babyweight.lasso, STRUCT(TRUE AS standardize))")
+    categories = [c["weight"] for cs in weights.category_weights for c in cs]
+    assert sum(w == 0 for w in categories) >= 3  # L1 zeroes weak categories

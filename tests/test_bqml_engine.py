@@ -314,3 +314,27 @@ def test_gradient_descent_options(wh, strategy):
         .as_py()
     )
     assert info.loss.iloc[-1] < 1.5 * base
+
+
+def test_real_bigquery_receives_the_statements_unchanged(run_dir, monkeypatch):
+    """With warehouse='bigquery' the client is google-cloud-bigquery's own: a CREATE MODEL or
+    an ML.EVALUATE goes to BigQuery's jobs.insert as written (captured at the HTTP layer)."""
+    import google.auth
+    from google.auth.credentials import AnonymousCredentials
+    from prodml import config, warehouse
+
+    monkeypatch.setattr(google.auth, "default", lambda *a, **k: (AnonymousCredentials(), "p"))
+    config.configure(warehouse="bigquery", project="real-project")
+    client = warehouse.client()
+    assert type(client) is bigquery.Client
+    sent = []
+
+    def api_request(method, path, data=None, **kwargs):
+        sent.append(data)
+        return {**data, "status": {"state": "DONE"}}
+
+    monkeypatch.setattr(client._connection, "api_request", api_request)
+    statements = [simple("baseline"), "SELECT * FROM ML.EVALUATE(MODEL babyweight.baseline)"]
+    for sql in statements:
+        client.query(sql)
+    assert [body["configuration"]["query"]["query"] for body in sent] == statements
