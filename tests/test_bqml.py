@@ -524,7 +524,9 @@ def test_l1_reg_trains_by_coordinate_descent_like_scikit_learn(wh):
     train = frame(wh, f"SELECT {FEATURES} FROM babyweight.babyweight_data_train")
     test = frame(wh, f"SELECT {FEATURES} FROM babyweight.babyweight_data_eval")
     # sum of squared errors + l1 * |w|_1  ==  ElasticNet's (1 / 2n) scale with alpha = l1 / 2n
-    direct = ElasticNet(alpha=2000 / 2 / len(train), l1_ratio=1.0, max_iter=1, tol=0.0, warm_start=True)
+    direct = ElasticNet(
+        alpha=2000 / 2 / len(train), l1_ratio=1.0, max_iter=1, tol=0.0, warm_start=True
+    )
     with pytest.warns(Warning):
         for _ in range(5):
             direct.fit(design(train, train), train.weight_pounds)
@@ -532,6 +534,8 @@ def test_l1_reg_trains_by_coordinate_descent_like_scikit_learn(wh):
     assert got.mean_squared_error == pytest.approx(
         skm.mean_squared_error(test.weight_pounds, predicted), abs=1e-6
     )
-    weights = frame(wh, "SELECT * FROM ML.WEIGHTS(MODEL babyweight.lasso, STRUCT(TRUE AS standardize))")
+    weights = frame(
+        wh, "SELECT * FROM ML.WEIGHTS(MODEL babyweight.lasso, STRUCT(TRUE AS standardize))"
+    )
     categories = [c["weight"] for cs in weights.category_weights for c in cs]
     assert sum(w == 0 for w in categories) >= 3  # L1 zeroes weak categories
