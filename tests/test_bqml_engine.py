@@ -338,3 +338,25 @@ def test_real_bigquery_receives_the_statements_unchanged(run_dir, monkeypatch):
     for sql in statements:
         client.query(sql)
     assert [body["configuration"]["query"]["query"] for body in sent] == statements
+
+
+def test_prediction_input_is_checked_against_the_model(wh):
+    eval_rows = "FROM babyweight.babyweight_data_eval LIMIT 5"
+    with pytest.raises(exceptions.BadRequest, match="The input data has no column gestation_weeks"):
+        wh.run(
+            f"SELECT * FROM ML.PREDICT(MODEL babyweight.base, (SELECT is_male, mother_age, plurality {eval_rows}))"
+        )
+    with pytest.raises(
+        exceptions.BadRequest,
+        match="Invalid type for column mother_age: the model was trained on INT64, the input has STRING",
+    ):
+        wh.run(
+            "SELECT * FROM ML.PREDICT(MODEL babyweight.base, (SELECT is_male, CAST(mother_age AS STRING) AS mother_age, "
+            f"plurality, gestation_weeks {eval_rows}))"
+        )
+    # FLOAT64 where the model saw INT64 is a number all the same; an unseen category weighs 0
+    rows = wh.run(
+        "SELECT predicted_weight_pounds FROM ML.PREDICT(MODEL babyweight.base, (SELECT 'Unheard' AS is_male, "
+        "30.0 AS mother_age, 'Single(1)' AS plurality, 39 AS gestation_weeks))"
+    )
+    assert rows.num_rows == 1 and 5 < rows.column(0)[0].as_py() < 10

@@ -152,15 +152,20 @@ def _column(columns: dict[str, pa.ChunkedArray], feature: Feature, rows: int) ->
         raise InvalidQuery(f"The input data has no column {feature.name}, which the model needs")
     if len(column) != rows:
         raise InvalidQuery(f"Column {feature.name} has {len(column)} rows, expected {rows}")
+    given = bigquery_type(column.type)
+    numeric = {"INT64", "FLOAT64", "NUMERIC"}
+    same = given == feature.type or (given in numeric and feature.type in numeric)
+    if not (same or pa.types.is_null(column.type)):
+        raise InvalidQuery(
+            f"Invalid type for column {feature.name}: the model was trained on {feature.type}, "
+            f"the input has {given or column.type}"
+        )
     return column
 
 
 def _categorical_codes(feature: Feature, column: pa.ChunkedArray) -> np.ndarray:
     """Each row's one-hot position in the vocabulary; -1 for a value training never saw."""
-    if feature.type != "STRING" and bigquery_type(column.type) == "STRING":
-        text = column  # e.g. a BOOL feature given as 'true'/'false'
-    else:
-        text = _as_text(column)
+    text = _as_text(column)
     vocabulary = pa.array(feature.vocabulary, pa.string())
     codes = pc.index_in(text, value_set=vocabulary, skip_nulls=False)
     return pc.fill_null(codes, -1).to_numpy().astype(np.int64)

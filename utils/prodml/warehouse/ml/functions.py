@@ -242,6 +242,7 @@ def materialize(statement: exp.Expression, ctx) -> exp.Expression:
 
 
 __all__ = [
+    "evaluate",
     "feature_info",
     "find_column",
     "materialize",
