@@ -360,3 +360,23 @@ def test_prediction_input_is_checked_against_the_model(wh):
         "30.0 AS mother_age, 'Single(1)' AS plurality, 39 AS gestation_weeks))"
     )
     assert rows.num_rows == 1 and 5 < rows.column(0)[0].as_py() < 10
+
+
+def test_logistic_l1_zeroes_weak_categories(wh):
+    wh.run(
+        f"""CREATE OR REPLACE MODEL babyweight.sparse_low
+        OPTIONS(model_type='LOGISTIC_REG', labels=['low'], l1_reg=30, max_iterations=5) AS
+        SELECT weight_pounds < 5.5 AS low, is_male, mother_age, plurality, gestation_weeks FROM {TRAIN}"""
+    )
+    info = wh.run("SELECT * FROM ML.TRAINING_INFO(MODEL babyweight.sparse_low)").to_pandas()
+    assert 1 <= len(info) <= 5 and info.learning_rate.isna().all()  # saga: no learning rate
+    weights = wh.run(
+        "SELECT * FROM ML.WEIGHTS(MODEL babyweight.sparse_low, STRUCT(TRUE AS standardize))"
+    ).to_pandas()
+    plurality = weights.set_index("processed_input").category_weights["plurality"]
+    assert sum(c["weight"] == 0 for c in plurality) >= 2
+    assert weights.set_index("processed_input").weight["gestation_weeks"] < 0  # longer -> heavier
+    assert (
+        wh.run("SELECT roc_auc FROM ML.EVALUATE(MODEL babyweight.sparse_low)").column(0)[0].as_py()
+        > 0.7
+    )
