@@ -539,3 +539,147 @@ def test_l1_reg_trains_by_coordinate_descent_like_scikit_learn(wh):
     )
     categories = [c["weight"] for cs in weights.category_weights for c in cs]
     assert sum(w == 0 for w in categories) >= 3  # L1 zeroes weak categories
+
+
+# -- 06_structured/5_train_bqml, "More advanced": masked features, all strings ------------------
+
+FC_ROWS = """
+WITH with_ultrasound AS (
+  SELECT
+    weight_pounds,
+    CAST(is_male AS STRING) AS is_male,
+    IF(mother_age < 18, 'LOW',
+         IF(mother_age > 45, 'HIGH',
+            CAST(mother_age AS STRING))) AS mother_age,
+    CAST(plurality AS STRING) AS plurality,
+    CAST(gestation_weeks AS STRING) AS gestation_weeks,
+    FARM_FINGERPRINT(CONCAT(CAST(YEAR AS STRING), CAST(month AS STRING))) AS hashmonth
+  FROM
+    publicdata.samples.natality
+  WHERE
+    year > 2000
+    AND gestation_weeks > 0
+    AND mother_age > 0
+    AND plurality > 0
+    AND weight_pounds > 0
+),
+
+without_ultrasound AS (
+  SELECT
+    weight_pounds,
+    'Unknown' AS is_male,
+    IF(mother_age < 18, 'LOW',
+         IF(mother_age > 45, 'HIGH',
+            CAST(mother_age AS STRING))) AS mother_age,
+    IF(plurality > 1, 'Multiple', 'Single') AS plurality,
+    CAST(gestation_weeks AS STRING) AS gestation_weeks,
+    FARM_FINGERPRINT(CONCAT(CAST(YEAR AS STRING), CAST(month AS STRING))) AS hashmonth
+  FROM
+    publicdata.samples.natality
+  WHERE
+    year > 2000
+    AND gestation_weeks > 0
+    AND mother_age > 0
+    AND plurality > 0
+    AND weight_pounds > 0
+),
+
+preprocessed AS (
+  SELECT * from with_ultrasound
+  UNION ALL
+  SELECT * from without_ultrasound
+)
+
+SELECT
+    weight_pounds,
+    is_male,
+    mother_age,
+    plurality,
+    gestation_weeks
+FROM
+    preprocessed
+WHERE
+  ABS(MOD(hashmonth, 4)) < 3
+"""
+FC_MODEL = f"""
+CREATE or REPLACE MODEL demo.babyweight_model_fc
+OPTIONS
+  (model_type='linear_reg', labels=['weight_pounds']) AS
+{FC_ROWS}"""
+FC_PREDICT = """
+SELECT
+  *
+FROM
+  ml.PREDICT(MODEL demo.babyweight_model_fc,
+      (SELECT
+          'True' AS is_male,
+          '28' AS mother_age,
+          '1' AS plurality,
+          '38' AS gestation_weeks
+    ))
+"""
+
+
+def test_5_train_bqml_feature_engineered_model(wh):
+    wh.run(FC_MODEL)
+    info = frame(wh, "SELECT * FROM ML.TRAINING_INFO(MODEL demo.babyweight_model_fc);")
+    assert len(info) >= 1 and info.eval_loss.notna().all()
+    features = frame(wh, "SELECT * FROM ML.FEATURE_INFO(MODEL demo.babyweight_model_fc)")
+    assert list(features.input) == ["is_male", "mother_age", "plurality", "gestation_weeks"]
+    assert features["mean"].isna().all() and (features.category_count > 1).all()  # all strings
+    one = frame(wh, FC_PREDICT)
+    assert list(one.columns) == [
+        "predicted_weight_pounds", "is_male", "mother_age", "plurality", "gestation_weeks"
+    ]  # fmt: skip
+    assert len(one) == 1 and 6 < one.predicted_weight_pounds[0] < 9
+    # 'True' was never seen ('true' was: BigQuery's CAST(TRUE AS STRING)): weight 0, as BigQuery
+    weights = frame(wh, "SELECT * FROM ML.WEIGHTS(MODEL demo.babyweight_model_fc)")
+    seen = {c["category"] for c in weights.set_index("processed_input").category_weights["is_male"]}
+    assert seen == {"true", "false", "Unknown"}
+
+
+# -- production_ml/solutions/bqml-vertexai-model-registry: LOGISTIC_REG, SELECT * ----------------
+
+SPECIES = """
+CREATE OR REPLACE TABLE babyweight.species AS
+SELECT CASE WHEN weight_pounds < 5.5 THEN 'Adelie' WHEN weight_pounds < 8.5 THEN 'Gentoo'
+            ELSE 'Chinstrap' END AS species,
+       IF(MOD(CAST(mother_age AS INT64), 7) = 0, NULL, is_male) AS sex,
+       plurality AS island, mother_age, gestation_weeks
+FROM babyweight.babyweight_data_train
+"""
+BQ_TABLE = (
+    "local-project.babyweight.species"  # the lab reads bigquery-public-data.ml_datasets.penguins
+)
+MODEL_QUERY = f"""
+CREATE OR REPLACE MODEL `babyweight.penguins-lrab12cd34`
+OPTIONS(
+    model_type='LOGISTIC_REG',
+    labels = ['species'],
+    model_registry='vertex_ai'
+    )
+AS
+SELECT *
+FROM `{BQ_TABLE}`
+"""
+
+
+def test_model_registry_lab_statement(wh):
+    wh.run(SPECIES)
+    with pytest.raises(Exception, match="Option model_registry is not supported"):
+        wh.run(MODEL_QUERY)  # registering in Vertex AI Model Registry: not (yet) local
+    wh.run(MODEL_QUERY.replace(",\n    model_registry='vertex_ai'", ""))
+    sql_ml_predict = f"""SELECT * FROM ML.PREDICT(MODEL `local-project.babyweight.penguins-lrab12cd34`,
+(SELECT
+      *
+    FROM
+      `{BQ_TABLE}` LIMIT 10))"""
+    prediction_result = frame(wh, sql_ml_predict)
+    assert len(prediction_result) == 10
+    assert list(prediction_result.columns[:2]) == ["predicted_species", "predicted_species_probs"]
+    assert set(prediction_result.predicted_species) <= {"Adelie", "Chinstrap", "Gentoo"}
+    info = frame(wh, "SELECT * FROM ML.FEATURE_INFO(MODEL `babyweight.penguins-lrab12cd34`)")
+    assert info.set_index("input").null_count["sex"] > 0  # NULL is a category of its own
+    wh.run("DROP MODEL `local-project.babyweight.penguins-lrab12cd34`")
+    with pytest.raises(Exception, match="Not found: Model"):
+        wh.run(sql_ml_predict)

@@ -241,31 +241,38 @@ def test_transform_keeps_training_statistics_at_prediction(wh):
     wh.run(
         f"""CREATE OR REPLACE MODEL babyweight.scaled
         TRANSFORM(weight_pounds, ML.STANDARD_SCALER(gestation_weeks) OVER() AS weeks_z,
-                  ML.MIN_MAX_SCALER(mother_age) OVER() AS age01)
+                  ML.MIN_MAX_SCALER(mother_age) OVER() AS age01,
+                  ML.QUANTILE_BUCKETIZE(mother_age, 4) OVER() AS age_q)
         OPTIONS(model_type='LINEAR_REG', input_label_cols=['weight_pounds']) AS
         SELECT * FROM {TRAIN}"""
     )
     train = wh.run(f"SELECT gestation_weeks, mother_age FROM {TRAIN}").to_pandas().astype(float)
-    weights = wh.run(
-        "SELECT processed_input, weight FROM ML.WEIGHTS(MODEL babyweight.scaled)"
-    ).to_pandas()
+    weights = wh.run("SELECT * FROM ML.WEIGHTS(MODEL babyweight.scaled)").to_pandas()
     w = dict(zip(weights.processed_input, weights.weight, strict=True))
-    # one row: statistics of that row alone would make both features 0 (or NULL)
-    got = (
-        wh.run(
-            "SELECT predicted_weight_pounds FROM ML.PREDICT(MODEL babyweight.scaled, "
-            "(SELECT 38 AS gestation_weeks, 99 AS mother_age))"
-        )
-        .column(0)[0]
-        .as_py()
-    )
+    buckets = {c["category"]: c["weight"] for c in weights.category_weights[2]}
+    assert weights.processed_input[2] == "age_q" and set(buckets) == {
+        "bin_1",
+        "bin_2",
+        "bin_3",
+        "bin_4",
+    }
+    # one row each: statistics of those rows alone would make every feature 0, NULL or bin_1
+    got = wh.run(
+        "SELECT mother_age, predicted_weight_pounds FROM ML.PREDICT(MODEL babyweight.scaled, "
+        "(SELECT 38 AS gestation_weeks, 99 AS mother_age UNION ALL SELECT 38, 10)) ORDER BY mother_age"
+    ).to_pandas()
     weeks_z = (38 - train.gestation_weeks.mean()) / train.gestation_weeks.std(ddof=1)
-    age01 = 1.0  # 99 is above the training maximum: MIN_MAX_SCALER caps it at 1
-    assert got == pytest.approx(
-        w["__INTERCEPT__"] + w["weeks_z"] * weeks_z + w["age01"] * age01, abs=1e-9
+    # 99 is above the training maximum: MIN_MAX_SCALER caps it at 1, 10 below the minimum at 0
+    # and the quantile buckets are the training quartiles: bin_4 and bin_1
+    base = w["__INTERCEPT__"] + w["weeks_z"] * weeks_z
+    assert got.predicted_weight_pounds[0] == pytest.approx(base + buckets["bin_1"], abs=1e-9)
+    assert got.predicted_weight_pounds[1] == pytest.approx(
+        base + w["age01"] + buckets["bin_4"], abs=1e-9
     )
     info = wh.run("SELECT * FROM ML.FEATURE_INFO(MODEL babyweight.scaled)").to_pandas()
-    assert list(info.input) == ["weeks_z", "age01"] and info["max"][1] == pytest.approx(1.0)
+    assert list(info.input) == ["weeks_z", "age01", "age_q"] and info["max"][1] == pytest.approx(
+        1.0
+    )
 
 
 def test_custom_split_evaluates_on_the_marked_rows(wh):
