@@ -106,7 +106,9 @@ def _logistic(options: TrainingOptions, solver: str) -> LogisticRegression:
     if l1 + l2 == 0:
         settings |= {"C": np.inf} if _PENALTY_DEPRECATED else {"penalty": None}
     else:
-        settings |= {"C": 1.0 / (l1 + 2 * l2), "l1_ratio": l1 / (l1 + 2 * l2)}
+        settings |= {"C": 1.0 / (l1 + 2 * l2)}
+        if l1 > 0 or _PENALTY_DEPRECATED:
+            settings |= {"l1_ratio": l1 / (l1 + 2 * l2)}
         settings |= {} if _PENALTY_DEPRECATED else {"penalty": "elasticnet" if l1 else "l2"}
     return LogisticRegression(**settings)
 
