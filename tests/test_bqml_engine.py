@@ -387,3 +387,47 @@ def test_logistic_l1_zeroes_weak_categories(wh):
         wh.run("SELECT roc_auc FROM ML.EVALUATE(MODEL babyweight.sparse_low)").column(0)[0].as_py()
         > 0.7
     )
+
+
+@pytest.mark.parametrize(
+    ("rows", "method", "fraction", "held_out"),
+    [
+        (499, "AUTO_SPLIT", 0.2, 0),  # below 500 rows: everything trains
+        (10_000, "AUTO_SPLIT", 0.2, 2_000),  # up to 50,000: a random 20 %
+        (120_000, "AUTO_SPLIT", 0.2, 10_000),  # above: 10,000 rows
+        (1_000, "RANDOM", 0.35, 350),
+        (1_000, "NO_SPLIT", 0.2, 0),
+    ],
+)
+def test_data_split_sizes_are_bigquerys(rows, method, fraction, held_out):
+    from prodml.warehouse.ml.options import TrainingOptions
+    from prodml.warehouse.ml.train import split
+
+    options = TrainingOptions(
+        "LINEAR_REG", data_split_method=method, data_split_eval_fraction=fraction
+    )
+    training, evaluation = split(rows, options)
+    assert (0 if evaluation is None else evaluation.size) == held_out
+    together = np.concatenate([training, [] if evaluation is None else evaluation])
+    assert sorted(together.tolist()) == list(range(rows))  # every row once
+    again = split(rows, options)[1]
+    assert evaluation is None or (again == evaluation).all()  # seeded: the same rows again
+
+
+def test_early_stop_after_the_first_small_improvement(wh):
+    options = ", optimize_strategy='BATCH_GRADIENT_DESCENT', data_split_method='NO_SPLIT'"
+    wh.run(simple("stops", options + ", min_rel_progress=0.2"))
+    wh.run(
+        simple("runs_on", options + ", min_rel_progress=0.2, early_stop=FALSE, max_iterations=7")
+    )
+    stops = (
+        wh.run("SELECT loss FROM ML.TRAINING_INFO(MODEL babyweight.stops)").column(0).to_pylist()
+    )
+    runs_on = (
+        wh.run("SELECT loss FROM ML.TRAINING_INFO(MODEL babyweight.runs_on)").column(0).to_pylist()
+    )
+    assert len(runs_on) == 7 and len(stops) < 7
+    assert stops == pytest.approx(runs_on[: len(stops)], rel=1e-12)  # the same iterations, fewer
+    last, before = stops[-1], stops[-2]
+    assert before - last < 0.2 * before  # it stopped at the first relative progress below 20 %
+    assert all(a - b >= 0.2 * a for a, b in zip(stops[:-2], stops[1:-1], strict=True))
