@@ -164,7 +164,9 @@ def loss(y: np.ndarray, predicted: np.ndarray, classifier: bool) -> float:
     """BigQuery's training loss: mean squared loss, or mean log loss."""
     if not classifier:
         return float(np.mean((y - predicted) ** 2))
-    p = np.clip(predicted[np.arange(y.size), y], 1e-15, 1.0)
+    # a label the model never saw in training (-1) has probability 0, clipped like the rest
+    p = np.where(y >= 0, predicted[np.arange(y.size), np.maximum(y, 0)], 0.0)
+    p = np.clip(p, 1e-15, 1.0)
     return float(-np.mean(np.log(p)))
 
 
