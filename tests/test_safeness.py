@@ -152,3 +152,14 @@ def test_the_trained_babyweight_model_is_safe_to_serve(babyweight_export):
     report = safeness.check(babyweight_export)
     assert report.passed, report.summary()
     assert report.signature_problems == []
+
+
+@pytest.mark.slow
+def test_the_dags_safeness_task_blocks_the_nan_model_and_passes_the_clean_one(run_dir, monkeypatch):
+    monkeypatch.setenv("AIRFLOW_HOME", str(run_dir / "airflow"))  # importing airflow: not ~/airflow
+    from prodml.dags import babyweight_dag
+
+    gate = babyweight_dag.safeness_gate.function  # the task's own code, as Airflow calls it
+    clean = export_model(run_dir / "candidates" / "clean")
+    assert gate(str(clean)) is True  # nothing deployed yet: compared with the contract
+    assert gate(str(export_model(run_dir / "candidates" / "nan", nan_at_age=12.0))) is False

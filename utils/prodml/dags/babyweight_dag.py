@@ -6,7 +6,10 @@ version, parsed locally and run only on Google Cloud). Here each step is a Pytho
 same call through the workbook's backends (the local warehouse and object store, or BigQuery
 and GCS when configured), so the DAG runs with ``airflow dags test`` on a laptop.
 
-Between training and deployment sits the release gate (the course's "release, develop and
+Between training and deployment sit two gates. ``safeness_gate`` loads the new model in a fresh
+prediction service and feeds it valid, extreme, missing and malformed inputs
+(:mod:`prodml.babyweight.safeness`): a model that crashes, answers NaN or infinity, refuses a
+valid input or changes the deployed signature goes no further. Then the release gate (the course's "release, develop and
 test" cycle): ``release_gate`` scores the new model and the deployed one on the same eval rows
 and lets the run go on only when the new model is not worse by more than a margin. It is a
 short-circuit task: when it returns False, ``deploy_model`` is skipped and the serving base path
@@ -103,6 +106,20 @@ def _eval_rmse(export_path: str, eval_df) -> float:
 
 
 @task.short_circuit
+def safeness_gate(export_path: str) -> bool:
+    """Safeness step: the new model in a fresh ``prodml serve`` process, probed; its signatures
+    compared with the deployed version's. False skips the release gate and ``deploy_model``."""
+    from prodml import savedmodel, storage
+    from prodml.babyweight import safeness
+
+    base = storage.path("models", "babyweight")
+    deployed = savedmodel.latest(base) if savedmodel.versions(base) else None
+    report = safeness.check(export_path, reference=deployed)
+    print(report.summary())
+    return report.passed
+
+
+@task.short_circuit
 def release_gate(export_path: str, data_uri: str) -> bool:
     """Test step: the new model may go out only if its eval RMSE is at most the deployed
     model's + ``margin`` on the same eval rows (nothing deployed yet: it goes out). False skips
@@ -165,10 +182,11 @@ def babyweight_pipeline():
     t1 = query_training_data()
     t2 = export_to_storage(t1)
     t3 = train_model(t2)
+    safe = safeness_gate(t3)
     gate = release_gate(t3, t2)
     t4 = deploy_model(t3)
-    # already implied by the data passed along, but for gate >> t4; written out as the course does
-    t1 >> t2 >> t3 >> gate >> t4
+    # already implied by the data passed along, but for the gates; written out as the course does
+    t1 >> t2 >> t3 >> safe >> gate >> t4
 
 
 pipeline = babyweight_pipeline()
