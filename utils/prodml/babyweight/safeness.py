@@ -159,7 +159,7 @@ def compare_signatures(candidate: dict, reference: dict) -> list[str]:
 @dataclass
 class Report:
     """The safeness check's findings: ``probes`` (a DataFrame: probe, kind, instances, status,
-    outcome, detail, plausible), the signature problems, and a load error if the candidate
+    outcome, detail, the first number answered, plausible), the signature problems, and a load error if the candidate
     never came up. ``passed`` and ``reasons`` give the verdict."""
 
     probes: object  # pandas.DataFrame
@@ -225,7 +225,7 @@ def check(
     from prodml import serving
 
     started = time.perf_counter()
-    columns = ["probe", "kind", "instances", "status", "outcome", "detail", "plausible"]
+    columns = ["probe", "kind", "instances", "status", "outcome", "detail", "answer", "plausible"]
     models = {"candidate": candidate, **({"reference": reference} if reference else {})}
     try:
         server = serving.start(models, port=0)
@@ -246,7 +246,7 @@ def check(
                     body = f"the server died (exit {server.process.returncode})"
             outcome, detail, numbers = classify(probe, status, body)
             row = (probe.name, probe.kind, len(probe.instances), status, outcome, detail)
-            rows.append([*row, _plausible(outcome, numbers)])
+            rows.append([*row, numbers[0] if numbers else None, _plausible(outcome, numbers)])
     return Report(
         pd.DataFrame(rows, columns=columns), problems, None, time.perf_counter() - started
     )
