@@ -126,10 +126,14 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _answers(url: str) -> bool:
+def _upstream_answers(url: str) -> bool:
+    """True once a replica answered through the balancer (any status below 500: a 404 is an
+    answer; Caddy's own 502 while no replica answers is not)."""
     try:
-        with urllib.request.urlopen(url, timeout=5) as answer:
-            return answer.status == 200
+        with urllib.request.urlopen(url, timeout=5):
+            return True
+    except urllib.error.HTTPError as error:
+        return error.code < 500
     except (urllib.error.URLError, OSError):
         return False
 
@@ -138,11 +142,11 @@ def start(
     upstreams: list[str],
     port: int = 0,
     policy: str = "least_conn",
-    ready_path: str = "/v1/models/babyweight",
+    ready_path: str = "/",
     timeout: float = 30,
 ) -> Balancer:
-    """Start Caddy in front of ``upstreams`` and wait until ``ready_path`` answers 200 through
-    it. ``port=0`` picks a free port (retried if another process takes it first). The config
+    """Start Caddy in front of ``upstreams`` and wait until a replica answers ``ready_path``
+    through it. ``port=0`` picks a free port (retried if another process takes it first). The config
     and log go to ``<run folder>/balancer/``."""
     folder = settings.run_path("balancer", "x").parent
     env = {**os.environ, "XDG_DATA_HOME": str(folder / "data"), "XDG_CONFIG_HOME": str(folder / "config")}  # fmt: skip
@@ -158,7 +162,7 @@ def start(
         balancer = Balancer(process, chosen, upstreams, cfg, log_path)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline and process.poll() is None:
-            if _answers(balancer.url + ready_path):
+            if _upstream_answers(balancer.url + ready_path):
                 return balancer
             time.sleep(0.1)
         balancer.stop()
