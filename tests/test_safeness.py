@@ -70,6 +70,11 @@ def test_classify_names_each_outcome():
     valid = safeness.Probe("v", "valid", [{}])
     extreme = safeness.Probe("e", "extreme", [{}])
     assert safeness.classify(valid, 200, '{"predictions": [[7.1]]}')[0] == "answered"
+    assert safeness.classify(valid, 200, '{"predictions": []}')[0] == "wrong number of answers"
+    assert safeness.classify(valid, 200, '{"predictions": [[7.1], [7.2]]}')[:2] == (
+        "wrong number of answers",
+        "2 for 1 instances",
+    )
     assert safeness.classify(extreme, 200, '{"predictions": [[NaN]]}')[0] == "non-finite"
     assert safeness.classify(extreme, 200, '{"predictions": [[-Infinity]]}')[0] == "non-finite"
     assert safeness.classify(extreme, 400, '{"error": "bad"}')[:2] == (

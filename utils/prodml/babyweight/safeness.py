@@ -16,7 +16,8 @@ sent probe requests over HTTP:
 An ``extreme``, ``missing`` or ``malformed`` probe may be refused with a 4xx (a clean error that
 names the problem) or answered with finite numbers. The candidate is **blocked** when the
 process dies or answers 5xx or hangs (``crash``), when an answer holds NaN or infinity
-(``non-finite``), when a valid input is refused (``refused a valid input``), or when its
+(``non-finite``) or not one prediction per instance (``wrong number of answers``), when a valid
+input is refused (``refused a valid input``), or when its
 signatures differ from the deployed version's (or, with nothing deployed, from the contract's):
 clients written against the deployed signature would break. Answers outside the label's
 plausible range are reported (``plausible``), not blocked: a finite but absurd answer to an
@@ -38,7 +39,7 @@ from prodml.babyweight.contract import NUMERIC_FEATURES, STRING_FEATURES
 
 KINDS = ("valid", "extreme", "missing", "malformed")
 #: outcomes that block the candidate
-UNSAFE = ("crash", "non-finite", "refused a valid input")
+UNSAFE = ("crash", "non-finite", "wrong number of answers", "refused a valid input")
 #: birth weights a model may answer for a valid input without raising an eyebrow (lb)
 PLAUSIBLE_WEIGHT = (0.5, 20.0)
 #: the signature the contract implies, used when nothing is deployed yet to compare against
@@ -62,13 +63,15 @@ class Probe:
     instances: list = field(default_factory=list)
 
 
+_LEFT_OUT = object()
+#: a value outside each string feature's vocabulary
+_UNKNOWN = {"is_male": "Maybe", "plurality": "Sextuplets(6)"}
+
+
 def _with(**changes) -> dict:
-    """The course's instance with some features changed (``None``: the feature left out)."""
+    """The course's instance with some features changed (``_LEFT_OUT``: the feature left out)."""
     instance = {**COURSE_INSTANCE, **changes}
     return {k: v for k, v in instance.items() if v is not _LEFT_OUT}
-
-
-_LEFT_OUT = object()
 
 
 def probes() -> list[Probe]:
@@ -88,7 +91,9 @@ def probes() -> list[Probe]:
         found.append(Probe(f"{name} as a string", "malformed", [_with(**{name: "twenty"})]))
     for name in STRING_FEATURES:
         found.append(Probe(f"{name} = ''", "missing", [_with(**{name: ""})]))
-        found.append(Probe(f"{name} unknown", "malformed", [_with(**{name: "Sextuplets(6)"})]))
+        found.append(
+            Probe(f"{name} unknown", "malformed", [_with(**{name: _UNKNOWN.get(name, "?")})])
+        )
         found.append(Probe(f"{name} as a number", "malformed", [_with(**{name: 1})]))
         found.append(Probe(f"{name} as a boolean", "malformed", [_with(**{name: True})]))
     found += [
@@ -115,7 +120,11 @@ def classify(probe: Probe, status: int | None, body: str) -> tuple[str, str, lis
     if status >= 400:
         message = body[:200]
         return ("refused a valid input" if probe.kind == "valid" else "refused"), message, []
-    numbers = _values(json.loads(body).get("predictions"))
+    predictions = json.loads(body).get("predictions")
+    numbers = _values(predictions)
+    if not isinstance(predictions, list) or len(predictions) != len(probe.instances):
+        count = len(predictions) if isinstance(predictions, list) else 0
+        return "wrong number of answers", f"{count} for {len(probe.instances)} instances", numbers
     if not all(math.isfinite(v) for v in numbers):
         return "non-finite", f"answered {numbers[:6]}", numbers
     return "answered", "", numbers
