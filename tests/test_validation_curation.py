@@ -182,6 +182,12 @@ def test_visualize_statistics_draws_both_datasets_per_feature():
     assert "serving: absent" in panels[3].get_title()
     shares = [bar.get_height() for bar in panels[0].patches]
     assert sum(shares) == pytest.approx(2.0)  # two sets of shares, each summing to 1
+    as_codes = v.visualize_statistics(
+        train, serving, features=["passengers"], categorical=["passengers"]
+    )
+    bars = [bar.get_height() for bar in as_codes.axes[0].patches]
+    assert len(bars) == 8 and sum(bars) == pytest.approx(2.0)  # four codes, two datasets
+    assert as_codes.axes[0].get_ylabel() == "share of values"
     with pytest.raises(ValueError, match="in neither dataset"):
         v.visualize_statistics(train, serving, features=["fare"])
     matplotlib.pyplot.close(fig)

@@ -8,6 +8,7 @@ the share of each value, side by side) and the share of examples missing the fea
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 
 import numpy as np
 import pandas as pd
@@ -49,11 +50,13 @@ def visualize_statistics(
     rhs_name: str = "serving",
     features: list[str] | None = None,
     columns: int = 3,
+    categorical: Iterable[str] = (),
 ):
     """A matplotlib figure comparing two datasets feature by feature: overlaid distributions
     and, in each panel's title, the share of examples missing the feature on each side
     (``missing train 0.0% / serving 12.5%``). A feature absent from one side is drawn from the
-    other alone and titled "absent from ...". Returns the figure."""
+    other alone and titled "absent". ``categorical`` names numeric columns to draw as
+    categories (as ``infer_schema(categorical=...)`` treats them). Returns the figure."""
     import matplotlib.pyplot as plt
 
     check_frame(lhs, "lhs")
@@ -65,8 +68,9 @@ def visualize_statistics(
         raise ValueError(f"features {unknown} are in neither dataset")
     rows = math.ceil(len(features) / columns)
     fig, axes = plt.subplots(rows, columns, figsize=(4.2 * columns, 3.2 * rows), squeeze=False)
+    categorical = set(categorical)
     for ax, name in zip(axes.flat, features, strict=False):
-        _panel(ax, name, lhs, rhs, names)
+        _panel(ax, name, lhs, rhs, names, name in categorical)
     for ax in list(axes.flat)[len(features) :]:
         ax.set_visible(False)
     fig.suptitle(f"{lhs_name} vs {rhs_name}: distributions and missing values per feature")
@@ -74,7 +78,7 @@ def visualize_statistics(
     return fig
 
 
-def _panel(ax, name: str, lhs: pd.DataFrame, rhs: pd.DataFrame, names: tuple[str, str]) -> None:
+def _panel(ax, name: str, lhs, rhs, names: tuple[str, str], as_category: bool) -> None:
     empty = pd.Series([], dtype=object)
     sides = [frame[name] if name in frame else empty for frame in (lhs, rhs)]
     missing = [
@@ -82,7 +86,7 @@ def _panel(ax, name: str, lhs: pd.DataFrame, rhs: pd.DataFrame, names: tuple[str
         for frame, side in zip((lhs, rhs), names, strict=True)
     ]
     source = sides[0] if name in lhs else sides[1]
-    if column_type(source) in ("int", "float"):
+    if column_type(source) in ("int", "float") and not as_category:
         _numeric_panel(ax, sides, names)
     else:
         _categorical_panel(ax, sides, names)
