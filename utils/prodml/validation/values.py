@@ -33,8 +33,16 @@ def value_type(value: Any) -> str:
     return type(value).__name__
 
 
+LIST_TYPES = (list, tuple, np.ndarray)
+
+
 def is_list(value: Any) -> bool:
-    return isinstance(value, list | tuple | np.ndarray)
+    return isinstance(value, LIST_TYPES)
+
+
+def _scalars(series: pd.Series) -> bool:
+    """True when no cell holds a list of values (one pass of isinstance, no per-cell calls)."""
+    return not any(isinstance(c, LIST_TYPES) for c in series.to_numpy(dtype=object))
 
 
 def column_type(series: pd.Series) -> str:
@@ -56,8 +64,19 @@ def column_type(series: pd.Series) -> str:
     return max(counts, key=counts.get)
 
 
+def _plain(series: pd.Series) -> bool:
+    """True for a column of scalars in a typed dtype (numbers, bools, pandas strings): its
+    values need no per-cell inspection, so the helpers below take a vectorised path."""
+    dtype, api = series.dtype, pd.api.types
+    if api.is_bool_dtype(dtype) or api.is_integer_dtype(dtype) or api.is_float_dtype(dtype):
+        return True
+    return api.is_string_dtype(dtype) and not api.is_object_dtype(dtype)
+
+
 def flat_values(series: pd.Series) -> list:
     """Every non-missing value of the column, list cells flattened."""
+    if _scalars(series):
+        return series.dropna().tolist()
     values: list = []
     for cell in series:
         if is_list(cell):
@@ -68,6 +87,9 @@ def flat_values(series: pd.Series) -> list:
 
 
 def value_type_counts(series: pd.Series) -> dict[str, int]:
+    if _plain(series):
+        held = int(series.notna().sum())
+        return {column_type(series): held} if held else {}
     counts: dict[str, int] = {}
     for value in flat_values(series):
         kind = value_type(value)
@@ -77,23 +99,32 @@ def value_type_counts(series: pd.Series) -> dict[str, int]:
 
 def present(series: pd.Series) -> pd.Series:
     """True where an example holds the feature (a non-missing scalar or a non-empty list)."""
+    if _plain(series) or _scalars(series):
+        return series.notna().astype(bool)
     return series.map(lambda c: len(c) > 0 if is_list(c) else not is_missing(c)).astype(bool)
 
 
 def valency(series: pd.Series) -> pd.Series:
     """Number of values each present example holds (1 for scalars)."""
+    if _plain(series) or _scalars(series):
+        return pd.Series(1, index=series.index[series.notna()], dtype=int)
     held = series[present(series)]
     return held.map(lambda c: len(c) if is_list(c) else 1).astype(int)
 
 
 def numeric(series: pd.Series) -> np.ndarray:
     """The column's numeric values as float64 (other values left out)."""
+    if _plain(series):
+        kind = column_type(series)
+        return series.dropna().to_numpy(dtype=float) if kind in NUMERIC else np.array([])
     values = flat_values(series)
     return np.asarray([float(v) for v in values if value_type(v) in NUMERIC], dtype=float)
 
 
 def categorical(series: pd.Series) -> pd.Series:
     """The column's values as strings (how domains and value counts see them)."""
+    if _plain(series):
+        return pd.Series(series.dropna().astype(str).to_numpy(dtype=object), dtype=object)
     return pd.Series([str(v) for v in flat_values(series)], dtype=object)
 
 
