@@ -181,10 +181,12 @@ class Schema:
         return self.to_frame()._repr_html_()
 
     def to_dict(self) -> dict:
+        """The schema as plain data (what :meth:`save` writes and :meth:`from_dict` reads)."""
         return {"environments": list(self.environments), "features": [asdict(f) for f in self]}
 
     @classmethod
     def from_dict(cls, data: Mapping) -> Schema:
+        """A schema from :meth:`to_dict`'s data; a ValueError names unknown or missing fields."""
         known = {f.name for f in fields(Feature)}
         try:
             unknown = sorted({k for f in data["features"] for k in f} - known)
