@@ -25,7 +25,7 @@ def run_feature_test(pythonpath: str | None) -> subprocess.CompletedProcess:
     env["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"  # the venv's plugins import the venv's numpy
     if pythonpath:
         env["PYTHONPATH"] = pythonpath
-    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_features.py"]
+    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "feature_check.py"]
     return subprocess.run(command, cwd=FOLDER, env=env, capture_output=True, text=True, timeout=120)
 
 
