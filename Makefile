@@ -5,6 +5,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 NBTEST := build/nbtest
+# Notebook 03's lesson on locks: a feature's lock, installed beside the project's environment.
+LOCKED_03 := notebooks/03_dependencies/requirements-lock.txt
 export PYTHONHASHSEED := 0
 export TF_CPP_MIN_LOG_LEVEL := 2
 
@@ -14,10 +16,12 @@ setup: $(STAMP)
 
 # Bytecode is compiled at install: with PYTHONDONTWRITEBYTECODE set (as on CI machines) every
 # kernel would otherwise recompile TensorFlow from source at import (~20 s instead of ~4 s).
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(LOCKED_03)
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip uv
 	$(BIN)/uv pip install -q --compile-bytecode --python $(BIN)/python -e '.[dev]'
+	$(BIN)/uv pip install -q --python $(BIN)/python --target $(VENV)/locked/03_dependencies -r $(LOCKED_03) \
+	  || echo "note: $(LOCKED_03) did not install (no wheel for this Python?): notebook 03 §3 skips its locked run"
 	@touch $(STAMP)
 
 # Debian's Chromium for the browser tests; Playwright never downloads a browser of its own.
