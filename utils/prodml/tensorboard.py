@@ -17,6 +17,7 @@ the ``profile`` extra (``tensorboard-plugin-profile``, i.e. xprof).
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import signal
@@ -89,7 +90,8 @@ def start(
 ) -> TensorBoard:
     """Start TensorBoard on ``logdir`` and wait until it answers; ``port=0`` picks a free port.
 
-    It listens on ``host`` only (loopback by default). Its output goes to
+    It listens on ``host`` only (loopback by default) and stops at ``stop()``, at the end of a
+    ``with`` block, or when this Python process exits. Its output goes to
     ``<run folder>/logs/tensorboard-<pid>.log``. Raises ``FileNotFoundError`` for a missing
     folder, ``RuntimeError`` if TensorBoard exits and ``TimeoutError`` if it never answers.
     """
@@ -114,7 +116,9 @@ def start(
         try:
             with urllib.request.urlopen(f"{url}data/logdir", timeout=5) as answer:
                 if answer.status == 200:
-                    return TensorBoard(process, url, port, logdir, log_path)
+                    board = TensorBoard(process, url, port, logdir, log_path)
+                    atexit.register(board.stop)  # a kernel or script that ends stops it too
+                    return board
         except (urllib.error.URLError, OSError):
             pass
         time.sleep(0.2)
