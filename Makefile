@@ -35,8 +35,8 @@ run: setup
 	$(BIN)/prodml run $(if $(FULL),--full)
 
 lint: setup
-	$(BIN)/ruff check utils tests benchmarks
-	$(BIN)/ruff format --check utils tests benchmarks
+	$(BIN)/ruff check utils tests benchmarks notebooks/module04
+	$(BIN)/ruff format --check utils tests benchmarks notebooks/module04
 	$(BIN)/nbqa ruff notebooks solutions
 
 unit: setup chromium
