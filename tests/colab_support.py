@@ -1,0 +1,208 @@
+"""Colab's published runtime (``tests/colab/pip-freeze.txt``) and what installing the workbook
+would do to it.
+
+:func:`resolve` resolves an install set the way pip installs on Colab: every package of Colab's
+runtime is a preference (pip keeps an installed version that satisfies the requirements), for
+Colab's Python and platform, with ``uv pip compile`` (the freeze pre-fills its output file, which
+uv reads as preferred versions). With ``protected=True`` the protected packages are also
+*required* at Colab's versions, so that the resolution fails, with uv's explanation, when the
+install set needs another version of one of them or of anything they pin in turn. Results are
+cached in ``build/colab-resolve/`` under a hash of every input (the project's dependency lists,
+the freeze, the install set, uv's version), so a repeat costs nothing until a dependency changes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import nbformat
+
+REPO = Path(__file__).resolve().parents[1]
+FREEZE = REPO / "tests" / "colab" / "pip-freeze.txt"
+CACHE = REPO / "build" / "colab-resolve"
+UV = Path(sys.executable).with_name("uv")
+#: Colab's kernel and ML stack: an install set must leave these as Colab ships them.
+PROTECTED = (
+    "ipykernel",
+    "ipython",
+    "notebook",
+    "tensorflow",
+    "keras",
+    "numpy",
+    "pandas",
+    "protobuf",
+    "jax",
+)
+#: Colab runs Ubuntu 22.04: glibc 2.35.
+PLATFORM = "x86_64-manylinux_2_35"
+_PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([^\s;#]+)")
+
+
+def canonical(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+@dataclass(frozen=True)
+class Freeze:
+    """Colab's runtime: exact versions (``name==version`` lines), its Python and its source."""
+
+    pins: dict[str, str]
+    python: str
+    source: str
+    text: str = field(repr=False)
+
+
+def read_freeze(path: Path = FREEZE) -> Freeze:
+    text = path.read_text()
+    pins = {canonical(m[1]): m[2] for m in map(_PIN.match, text.splitlines()) if m}
+    python = re.search(r"^# runtime: .*\bPython (\d+\.\d+\.\d+)", text, re.M)
+    source = re.search(r"^# source: (\S+)", text, re.M)
+    if not (pins and python and source):
+        raise ValueError(f"{path}: no pins, or no '# runtime: ... Python X.Y.Z' / '# source:' line")
+    return Freeze(pins=pins, python=python[1], source=source[1], text=text)
+
+
+def project() -> dict:
+    return tomllib.loads((REPO / "pyproject.toml").read_text())
+
+
+def separate_extras() -> set[str]:
+    return set(project()["tool"]["prodml"].get("colab-separate", []))
+
+
+def notebook_paths() -> list[str]:
+    listed = subprocess.run(
+        ["git", "ls-files", "--", "notebooks/*.ipynb", "solutions/*.ipynb", "labs/*.ipynb"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return sorted(p for p in listed.stdout.split() if ".ipynb_checkpoints" not in p)
+
+
+def install_sets() -> dict[tuple[tuple[str, ...], tuple[str, ...]], list[str]]:
+    """Every notebook's Colab install: (kernel extras, separate extras) -> the notebooks."""
+    apart = separate_extras()
+    sets: dict[tuple[tuple[str, ...], tuple[str, ...]], list[str]] = {}
+    for rel in notebook_paths():
+        nb = nbformat.read(REPO / rel, as_version=4)
+        extras = set(nb.metadata.get("prodml", {}).get("extras", []))
+        key = (tuple(sorted(extras - apart)), tuple(sorted(extras & apart)))
+        sets.setdefault(key, []).append(rel)
+    return sets
+
+
+@dataclass(frozen=True)
+class Resolution:
+    """A resolved install: name -> version, or the resolver's reason it has none."""
+
+    pins: dict[str, str]
+    error: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return not self.error
+
+    def changes(self, before: dict[str, str]) -> dict[str, tuple[str, str]]:
+        """Packages of ``before`` this resolution installs at another version: name -> (old, new)."""
+        return {
+            n: (before[n], v)
+            for n, v in sorted(self.pins.items())
+            if n in before and before[n] != v
+        }
+
+    def added(self, before: dict[str, str]) -> list[str]:
+        return sorted(set(self.pins) - set(before))
+
+
+def _uv_version() -> str:
+    return subprocess.run([str(UV), "--version"], capture_output=True, text=True).stdout.strip()
+
+
+def _requirements(extras: tuple[str, ...] | None, protected: bool, freeze: Freeze) -> list[str]:
+    lines = []
+    if extras is not None:
+        spec = f"[{','.join(extras)}]" if extras else ""
+        lines.append(f"prodml{spec} @ {REPO.as_uri()}")
+    if protected:
+        lines += [f"{n}=={freeze.pins[n]}" for n in PROTECTED if n in freeze.pins]
+    return lines
+
+
+def resolve(
+    extras: tuple[str, ...] | None,
+    *,
+    protected: bool = True,
+    freeze: Freeze | None = None,
+    preferences: dict[str, str] | None = None,
+) -> Resolution:
+    """Resolve the workbook with ``extras`` (None: nothing but the protected packages) against
+    Colab's runtime; ``preferences`` (default: the freeze) are the versions pip finds installed."""
+    freeze = freeze or read_freeze()
+    preferences = preferences or freeze.pins
+    requirements = _requirements(extras, protected, freeze)
+    spec = project()["project"]
+    inputs = {
+        "requirements": requirements,
+        "dependencies": spec["dependencies"],
+        "optional": spec.get("optional-dependencies", {}),
+        "requires-python": spec.get("requires-python"),
+        "preferences": sorted(preferences.items()),
+        "python": freeze.python,
+        "platform": PLATFORM,
+        "uv": _uv_version(),
+    }
+    key = hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()[:24]
+    cached = CACHE / f"{key}.json"
+    if cached.is_file():
+        return Resolution(**json.loads(cached.read_text()))
+    result = _compile(requirements, preferences, freeze.python)
+    CACHE.mkdir(parents=True, exist_ok=True)
+    partial = cached.with_suffix(f".{os.getpid()}.tmp")
+    partial.write_text(json.dumps({"pins": result.pins, "error": result.error}, indent=1))
+    partial.replace(cached)
+    return result
+
+
+def _compile(requirements: list[str], preferences: dict[str, str], python: str) -> Resolution:
+    with tempfile.TemporaryDirectory(prefix="colab-resolve-") as tmp:
+        source, output = Path(tmp, "requirements.in"), Path(tmp, "requirements.txt")
+        source.write_text("\n".join(requirements) + "\n")
+        output.write_text("".join(f"{n}=={v}\n" for n, v in sorted(preferences.items())))
+        done = subprocess.run(
+            [str(UV), "pip", "compile", "-q", "--no-header", "--no-annotate", str(source)]
+            + ["-o", str(output), "--python-version", python, "--python-platform", PLATFORM],
+            capture_output=True,
+            text=True,
+            timeout=900,
+        )
+        if done.returncode != 0:
+            return Resolution(pins={}, error=done.stderr.strip() or done.stdout.strip())
+        pins = {
+            canonical(m[1]): m[2] for m in map(_PIN.match, output.read_text().splitlines()) if m
+        }
+        return Resolution(pins=pins)
+
+
+def summary(
+    label: str,
+    changes: dict[str, tuple[str, str]],
+    added: list[str],
+    verb: str = "replaces",
+    gaps: list[str] = (),
+) -> str:
+    """One line: what an install replaces and adds (and what Colab itself lacks, ``gaps``)."""
+    replaced = ", ".join(f"{n} {old} -> {new}" for n, (old, new) in changes.items()) or "nothing"
+    shown = ", ".join(added[:12]) + (f", ... ({len(added)} in all)" if len(added) > 12 else "")
+    line = f"{label}: {verb} {replaced}; adds {len(added)} packages ({shown or 'none'})"
+    return line + (f" + {', '.join(gaps)} (missing from Colab's own set)" if gaps else "")
