@@ -13,14 +13,18 @@ the freeze, the install set, uv's version), so a repeat costs nothing until a de
 
 from __future__ import annotations
 
+import base64
+import glob
 import hashlib
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
 import tomllib
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -206,3 +210,91 @@ def summary(
     shown = ", ".join(added[:12]) + (f", ... ({len(added)} in all)" if len(added) > 12 else "")
     line = f"{label}: {verb} {replaced}; adds {len(added)} packages ({shown or 'none'})"
     return line + (f" + {', '.join(gaps)} (missing from Colab's own set)" if gaps else "")
+
+
+# --- a stand-in for Colab's runtime, for the setup cell run with real pip --------------------
+
+
+def standin_python() -> str:
+    """Colab's Python minor version where this machine has it (``PRODML_COLAB_PYTHON``, then
+    ``python3.X`` on PATH, then pyenv's), else this interpreter."""
+    minor = ".".join(read_freeze().python.split(".")[:2])
+    candidates = [os.environ.get("PRODML_COLAB_PYTHON"), shutil.which(f"python{minor}")]
+    candidates += sorted(glob.glob(os.path.expanduser(f"~/.pyenv/versions/{minor}.*/bin/python")))
+    wanted = tuple(int(x) for x in minor.split("."))
+    for candidate in filter(None, candidates):
+        probe = subprocess.run(
+            [candidate, "-c", "import sys; print(*sys.version_info[:2])"],
+            capture_output=True,
+            text=True,
+        )
+        if probe.returncode == 0 and tuple(map(int, probe.stdout.split())) == wanted:
+            return candidate
+    return sys.executable
+
+
+def standin_pins(kernel: tuple[str, ...], apart: tuple[str, ...]) -> dict[str, str]:
+    """Colab's versions of every package the install touches (the protected packages, what they
+    need, and what the workbook and its separate environment need that Colab has), with the
+    pip, setuptools and wheel Colab ships."""
+    freeze = read_freeze()
+    touched = set(resolve(kernel, freeze=freeze).pins)
+    if apart:
+        kernel_env = {**freeze.pins, **resolve(kernel, freeze=freeze).pins}
+        both = tuple(sorted(kernel + apart))
+        touched |= set(resolve(both, protected=False, freeze=freeze, preferences=kernel_env).pins)
+    touched |= {"pip", "setuptools", "wheel"}
+    return {n: freeze.pins[n] for n in sorted(touched) if n in freeze.pins}
+
+
+def snapshot_repository(folder: Path, ref: str) -> Path:
+    """A git repository at ``folder`` whose branch ``ref`` holds this checkout's working tree
+    (tracked and new files, as they are now): what the setup cell clones in a test."""
+    listed = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=REPO,
+        capture_output=True,
+        check=True,
+    )
+    for rel in filter(None, listed.stdout.decode().split("\0")):
+        source = REPO / rel
+        if source.is_file():
+            (folder / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, folder / rel)
+    git = ["git", "-C", str(folder), "-c", "user.name=test", "-c", "user.email=test@localhost"]
+    for step in (["init", "-q", "-b", ref], ["add", "-A"], ["commit", "-q", "-m", "snapshot"]):
+        subprocess.run(git + step, check=True, capture_output=True)
+    return folder
+
+
+_SIZE = re.compile(r"(?:Downloading|Using cached) (\S+) \(([\d.]+) (bytes|kB|MB|GB)\)")
+
+
+def pip_downloads(log: str) -> dict[str, float]:
+    """What pip fetched (or took from its cache): file name -> bytes, from a ``--log`` file."""
+    scale = {"bytes": 1, "kB": 1e3, "MB": 1e6, "GB": 1e9}
+    return {Path(m[1]).name: float(m[2]) * scale[m[3]] for m in _SIZE.finditer(log)}
+
+
+def build_wheel(folder: Path, name: str, version: str, *, script: bool = False) -> Path:
+    """A minimal pure-Python wheel, written directly (no build backend, so no network)."""
+    dist = f"{name}-{version}"
+    body = f'__version__ = "{version}"\n\n\ndef main():\n    print(__version__)\n'
+    files = {
+        f"{name}/__init__.py": body,
+        f"{dist}.dist-info/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n",
+        f"{dist}.dist-info/WHEEL": "Wheel-Version: 1.0\nGenerator: tests\nRoot-Is-Purelib: true\n"
+        "Tag: py3-none-any\n",
+    }
+    if script:
+        files[f"{dist}.dist-info/entry_points.txt"] = f"[console_scripts]\n{name} = {name}:main\n"
+    record = []
+    for path, text in files.items():
+        digest = base64.urlsafe_b64encode(hashlib.sha256(text.encode()).digest()).rstrip(b"=")
+        record.append(f"{path},sha256={digest.decode()},{len(text.encode())}")
+    files[f"{dist}.dist-info/RECORD"] = "\n".join([*record, f"{dist}.dist-info/RECORD,,"]) + "\n"
+    wheel = folder / f"{dist}-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as archive:
+        for path, text in files.items():
+            archive.writestr(path, text)
+    return wheel

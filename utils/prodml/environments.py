@@ -152,7 +152,17 @@ def pip_install(arguments: Sequence[str], python: str | None = None) -> dict[str
     before = installed(paths)
     target = [] if python is None else ["--python", python]
     done = subprocess.run(
-        [sys.executable, "-m", "pip", *target, "install", "-q", *arguments],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            *target,
+            "install",
+            "-q",
+            "--progress-bar",
+            "off",
+            *arguments,
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -281,7 +291,10 @@ def install_on_colab(checkout: str | os.PathLike, extras: Sequence[str] = ()) ->
     separate = {}
     if there:
         python = make_separate(checkout)
-        separate = pip_install(extra_requirements(project, there), python=python)
+        # The workbook's whole set, not only these extras: pip there then also moves what the
+        # extras' versions require of the rest (kfp's protobuf 6 needs a newer grpcio-status).
+        wanted = [*project["project"]["dependencies"], *extra_requirements(project, here + there)]
+        separate = pip_install(wanted, python=python)
     extras_said = ", ".join(here + [f"{e} (in {SEPARATE})" for e in there]) or "none"
     print(
         f"Installed the workbook (extras: {extras_said}) in {time.perf_counter() - started:.0f} s."
