@@ -270,10 +270,15 @@ def snapshot_repository(folder: Path, ref: str) -> Path:
 _SIZE = re.compile(r"(?:Downloading|Using cached) (\S+) \(([\d.]+) (bytes|kB|MB|GB)\)")
 
 
-def pip_downloads(log: str) -> dict[str, float]:
-    """What pip fetched (or took from its cache): file name -> bytes, from a ``--log`` file."""
+def pip_downloads(log: str) -> list[dict[str, float]]:
+    """What each ``pip install`` in a ``--log`` file fetched (or took from its cache), in order:
+    file name -> bytes (the build back-end's own install counts with the install it serves)."""
     scale = {"bytes": 1, "kB": 1e3, "MB": 1e6, "GB": 1e9}
-    return {Path(m[1]).name: float(m[2]) * scale[m[3]] for m in _SIZE.finditer(log)}
+    installs = re.split(r"\n(?=\S+ Successfully installed (?!setuptools-))", log)
+    found = [
+        {Path(m[1]).name: float(m[2]) * scale[m[3]] for m in _SIZE.finditer(i)} for i in installs
+    ]
+    return [f for f in found if f]
 
 
 def build_wheel(folder: Path, name: str, version: str, *, script: bool = False) -> Path:
