@@ -24,6 +24,7 @@ import subprocess
 import sys
 import tempfile
 import tomllib
+import types
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -247,6 +248,24 @@ def standin_pins(kernel: tuple[str, ...], apart: tuple[str, ...]) -> dict[str, s
     return {n: freeze.pins[n] for n in sorted(touched) if n in freeze.pins}
 
 
+def clone_source(folder: Path) -> types.SimpleNamespace:
+    """This working tree as the repository the setup cells clone: a snapshot in ``folder``,
+    reached through git's ``insteadOf`` for the GitHub address (``env``), and a Colab
+    ``/content`` folder (``content``)."""
+    from prodml.workbook import colab
+
+    url, ref = colab.repository(REPO)
+    snapshot = snapshot_repository(folder / "origin", ref)
+    content = folder / "content"
+    content.mkdir()
+    env = {
+        "GIT_CONFIG_COUNT": "1",
+        "GIT_CONFIG_KEY_0": f"url.{snapshot.as_uri()}.insteadOf",
+        "GIT_CONFIG_VALUE_0": url,
+    }
+    return types.SimpleNamespace(url=url, ref=ref, env=env, content=content)
+
+
 def snapshot_repository(folder: Path, ref: str) -> Path:
     """A git repository at ``folder`` whose branch ``ref`` holds this checkout's working tree
     (tracked and new files, as they are now): what the setup cell clones in a test."""
@@ -256,6 +275,7 @@ def snapshot_repository(folder: Path, ref: str) -> Path:
         capture_output=True,
         check=True,
     )
+    folder.mkdir(parents=True, exist_ok=True)
     for rel in filter(None, listed.stdout.decode().split("\0")):
         source = REPO / rel
         if source.is_file():

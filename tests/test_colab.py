@@ -1,12 +1,7 @@
-"""Colab: the badge and setup cell of every notebook, the repository they name, the install's
-same-session import and restart notice, and the setup cell run with real pip in a stand-in for
+"""Colab: the badge and setup cell of every notebook, the repository they name, and the
+install's same-session import, separate environment and restart notice (real pip on local
+wheels, offline). ``test_colab_standin.py`` runs a setup cell with real pip in a stand-in for
 Colab's runtime.
-
-The stand-in (the last test) is a throwaway virtual environment with Colab's Python version
-where this machine has it (else this one) and Colab's versions of every package the install
-touches, its protected packages among them (TensorFlow 2.20, NumPy 2.1.3, protobuf 5.29.6,
-ipykernel 6.17.1, ...). A real ipykernel of it runs the notebook's setup cell (pip and all),
-imports ``prodml`` in the same kernel and runs the notebook's parameters and imports cells.
 """
 
 from __future__ import annotations
@@ -17,7 +12,6 @@ import os
 import re
 import subprocess
 import sys
-import time
 import types
 from argparse import Namespace
 from pathlib import Path
@@ -167,17 +161,7 @@ def test_local_extras_are_refused_on_colab(extra):
 
 @pytest.fixture(scope="module")
 def origin(tmp_path_factory):
-    """This working tree as the repository the setup cells clone (git's insteadOf points the
-    GitHub address there), and the module's Colab /content folder."""
-    url, ref = colab.repository(REPO)
-    snapshot = colab_support.snapshot_repository(tmp_path_factory.mktemp("origin"), ref)
-    content = tmp_path_factory.mktemp("content")
-    env = {
-        "GIT_CONFIG_COUNT": "1",
-        "GIT_CONFIG_KEY_0": f"url.{snapshot.as_uri()}.insteadOf",
-        "GIT_CONFIG_VALUE_0": url,
-    }
-    return types.SimpleNamespace(url=url, ref=ref, env=env, content=content)
+    return colab_support.clone_source(tmp_path_factory.mktemp("origin"))
 
 
 @pytest.mark.parametrize("rel", NOTEBOOKS)
@@ -309,188 +293,3 @@ def test_restart_only_when_an_imported_package_was_replaced(kernel_venv):
             assert "had imported colabprobe before pip replaced it: restart the session" in (
                 done.stderr
             )
-
-
-# --- the setup cell with real pip, in a stand-in for Colab's runtime ---------------------------
-
-
-def _pip_list(python: str) -> dict[str, str]:
-    done = subprocess.run(
-        [python, "-m", "pip", "list", "--format", "json"], capture_output=True, text=True
-    )
-    assert done.returncode == 0, done.stderr
-    return {colab_support.canonical(p["name"]): p["version"] for p in json.loads(done.stdout)}
-
-
-def _stand_in(folder: Path, kernel: tuple, apart: tuple) -> tuple[str, float]:
-    """The stand-in environment (uv, from its cache after the first time); its Python."""
-    started = time.perf_counter()
-    python = colab_support.standin_python()
-    subprocess.run([str(UV), "venv", "-q", "-p", python, str(folder)], check=True)
-    pins = folder / "colab-pins.txt"
-    pins.write_text(
-        "".join(f"{n}=={v}\n" for n, v in colab_support.standin_pins(kernel, apart).items())
-    )
-    venv_python = str(folder / "bin" / "python")
-    install = [str(UV), "pip", "install", "-q", "--no-deps", "-p", venv_python, "-r", str(pins)]
-    subprocess.run(install, check=True)
-    return venv_python, time.perf_counter() - started
-
-
-def _run_cells(sources: list[str], kernelspecs: Path, cwd: Path, env: dict) -> list[tuple]:
-    """Run code cells in one stand-in kernel; (seconds, text output) per cell."""
-    from nbclient import NotebookClient
-
-    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(s) for s in sources])
-    client = NotebookClient(
-        nb, kernel_name="colab", timeout=1800, resources={"metadata": {"path": str(cwd)}}
-    )
-    results = []
-    log = open(cwd.parent / "kernel.log", "a")  # the kernel's own stderr (ipykernel's exit noise)
-    with log, client.setup_kernel(env=env, cwd=str(cwd), stderr=log):
-        for index, cell in enumerate(nb.cells):
-            started = time.perf_counter()
-            client.execute_cell(cell, index)
-            text = "".join(o.get("text", "") for o in cell.outputs if o.output_type == "stream")
-            results.append((time.perf_counter() - started, text))
-    return results
-
-
-@pytest.mark.slow
-def test_setup_cell_with_real_pip_in_a_colab_stand_in(tmp_path, origin, capsys, monkeypatch):
-    """Cost: ~1 GB of Colab's wheels (TensorFlow 2.20, jax) into uv's cache the first time,
-    then ~5-15 s to lay 173 packages out from it; the setup cell's real pip fetches ~62 MB (from
-    pip's cache after the first time) and takes ~65 s, most of it pip installing and compiling
-    Beam and LiteRT; two kernels import TensorFlow; a KFP component runs in the separate
-    environment. 3-5 minutes in all here (2 shared cores)."""
-    freeze = colab_support.read_freeze()
-    nb = nbformat.read(REPO / STANDIN, as_version=4)
-    extras = colab.extras(nb, STANDIN)
-    apart = tuple(e for e in extras if e in colab_support.separate_extras())
-    kernel = tuple(e for e in extras if e not in apart)
-    python, build_seconds = _stand_in(tmp_path / "colab", kernel, apart)
-    before = _pip_list(python)
-    assert {n: before[n] for n in colab_support.PROTECTED} == {
-        n: freeze.pins[n] for n in colab_support.PROTECTED
-    }
-    kernelspecs = tmp_path / "jupyter"
-    (kernelspecs / "kernels" / "colab").mkdir(parents=True)
-    argv = [python, "-m", "ipykernel_launcher", "-f", "{connection_file}"]
-    spec = {"argv": argv, "display_name": "Colab stand-in", "language": "python"}
-    (kernelspecs / "kernels" / "colab" / "kernel.json").write_text(json.dumps(spec))
-    bin_dir = str(Path(sys.executable).parent)
-    env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PRODML_COLAB_HOME")}
-    env.update(origin.env, JUPYTER_PATH=str(kernelspecs), PIP_LOG=str(tmp_path / "pip.log"))
-    env.update(PRODML_RUN_DIR=str(tmp_path / "run"), PATH=env["PATH"].replace(bin_dir, ""))
-    env.update(PIP_CONFIG_FILE=os.devnull)  # PyPI only, as on Colab: no local indexes or links
-    env.pop("PIP_FIND_LINKS", None)
-    monkeypatch.setenv("JUPYTER_PATH", str(kernelspecs))  # nbclient's kernel spec lookup
-    content = tmp_path / "content"
-    content.mkdir()
-    checkout = content / origin.url.rsplit("/", 1)[1]
-    colab_module = (
-        "import sys, types\nsys.modules['google.colab'] = types.ModuleType('google.colab')"
-    )
-    cells = _run_cells(
-        [
-            colab_module,
-            nb.cells[2].source,  # the setup cell: real pip
-            "import prodml\nprint(prodml.__file__)",  # the same kernel, no restart
-            nb.cells[3].source + "\nSMOKE = True",
-            nb.cells[4].source,  # the notebook's imports (TensorFlow, LiteRT, prodml, ...)
-            "print(environments.python_for('kfp'), environments.command('kfp'))",
-            "%load_ext prodml.warehouse",
-            '%%bigquery answer --params {"n": 2}\nSELECT @n + 40 AS answer',
-            "print(int(answer['answer'][0]))",
-        ],
-        kernelspecs,
-        content,
-        env,
-    )
-    after = _pip_list(python)
-    # The lab in a new kernel of the same runtime: nothing left to replace, so no restart
-    # even with PIL and sqlglot imported; the lab's own module imports beside it.
-    lab = nbformat.read(REPO / LAB, as_version=4)
-    lab_cells = _run_cells(
-        [colab_module + "\nimport PIL, sqlglot", lab.cells[2].source]
-        + [lab.cells[3].source + "\nSMOKE = True", lab.cells[4].source]
-        + ["print(traffic_features.__file__)"],
-        kernelspecs,
-        content,
-        env,
-    )
-    setup_seconds, setup_out = cells[1]
-    assert "pip replaced, for the workbook's requirements: " in setup_out
-    assert cells[2][1].strip() == str(checkout / "utils" / "prodml" / "__init__.py")
-    assert cells[-1][1].strip() == "42", "Colab's bigquery-magics answers from the warehouse"
-    kfp_python, kfp = cells[5][1].split()
-    assert kfp_python == str(checkout / environments.SEPARATE / "bin" / "python")
-    assert kfp == str(checkout / environments.SEPARATE / "bin" / "kfp")
-
-    changed = {n: (v, after[n]) for n, v in before.items() if after.get(n, v) != v}
-    assert not {n: changed[n] for n in colab_support.PROTECTED if n in changed}
-    predicted = colab_support.resolve(kernel, freeze=freeze).changes(freeze.pins)
-    assert set(changed) == set(predicted), "real pip and the freeze resolution agree"
-    for name, (old, new) in changed.items():
-        assert f"{name} {old} -> {new}" in setup_out, "the cell names what it replaced"
-    assert "restart" not in setup_out.lower(), "nothing replaced had been imported"
-    assert "pip replaced" not in lab_cells[1][1] and "restart" not in lab_cells[1][1].lower()
-    assert lab_cells[-1][1].strip() == str(
-        checkout / "labs" / "traffic_prediction" / "traffic_features.py"
-    )
-
-    report = _kfp_in_the_separate_environment(kfp_python, kfp, checkout, tmp_path, env)
-    assert report["python"] == kfp_python
-    assert report["tensorflow"] == freeze.pins["tensorflow"], "the kernel's TensorFlow"
-    assert int(report["protobuf"].split(".")[0]) >= 6, "kfp's protobuf, there only"
-    assert report["prodml"] == str(checkout / "utils" / "prodml" / "__init__.py")
-    assert report["predictions"] == [2.0, 5.0]
-    assert _pip_list(python)["protobuf"] == freeze.pins["protobuf"]
-    kernel_env = {**freeze.pins, **colab_support.resolve(kernel, freeze=freeze).pins}
-    both = tuple(sorted(kernel + apart))
-    separate = colab_support.resolve(both, protected=False, freeze=freeze, preferences=kernel_env)
-    side = checkout / environments.SEPARATE
-    own = dict(
-        p.name.removesuffix(".dist-info").rsplit("-", 1)
-        for p in side.glob("lib/python*/site-packages/*.dist-info")
-    )
-    own = {colab_support.canonical(n): v for n, v in own.items()}
-    shadows = {n: v for n, v in own.items() if n in after}
-    assert shadows == {n: new for n, (_, new) in separate.changes(kernel_env).items()}, (
-        "the separate environment holds what the freeze resolution predicts"
-    )
-
-    kernel_mb, separate_mb, *_ = (
-        sum(d.values()) / 1e6
-        for d in colab_support.pip_downloads((tmp_path / "pip.log").read_text())
-    )
-    with capsys.disabled():
-        print(
-            f"\nColab stand-in ({python}, {len(before)} of Colab's packages laid out in "
-            f"{build_seconds:.0f} s): {STANDIN}'s setup cell took {setup_seconds:.0f} s with real "
-            f"pip, fetching {kernel_mb:.0f} MB for the kernel and {separate_mb:.0f} MB for the "
-            f"separate environment (or taking them from pip's cache); it replaced {changed}. "
-            f"A re-run (the lab's setup cell, all installed): {lab_cells[1][0]:.0f} s"
-        )
-
-
-def _kfp_in_the_separate_environment(python, kfp, checkout, tmp_path, env) -> dict:
-    """Compile and run tests/colab/kfp_example.py as notebook 05 runs its pipeline."""
-    example = checkout / "tests" / "colab" / "kfp_example.py"
-    compiled = subprocess.run(
-        [kfp, "dsl", "compile", "--py", str(example), "--output", str(tmp_path / "example.yaml")],
-        capture_output=True,
-        text=True,
-        env=env,
-    )
-    assert compiled.returncode == 0, compiled.stderr[-3000:]
-    assert "tensorflow-step" in (tmp_path / "example.yaml").read_text()
-    report = tmp_path / "kfp-report.json"
-    ran = subprocess.run(
-        [python, str(example), str(tmp_path / "kfp-root"), str(report)],
-        capture_output=True,
-        text=True,
-        env=env,
-    )
-    assert ran.returncode == 0 and report.is_file(), (ran.stdout + ran.stderr)[-3000:]
-    return json.loads(report.read_text())

@@ -48,6 +48,10 @@ __all__ = [
     "make_separate",
     "report",
     "separate_environment",
+    "installed",
+    "replaced",
+    "imported_from",
+    "extra_requirements",
 ]
 
 #: The separate environment's folder, under the workbook's checkout.
