@@ -56,7 +56,7 @@ test: lint
 # published runtime (tests/colab/pip-freeze.txt), and notebook 05's setup cell run with real pip
 # in a stand-in for it; -s shows what each install would change, its time and download size.
 colab: setup
-	$(BIN)/pytest -s -p no:randomly tests/test_dependencies.py tests/test_colab.py
+	$(BIN)/pytest -s -p no:randomly tests/test_dependencies.py tests/test_colab.py tests/test_colab_standin.py
 
 lab: setup
 	$(BIN)/jupyter lab

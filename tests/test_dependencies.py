@@ -32,7 +32,7 @@ MAY_REPLACE = {
 #: Protected packages the separate environment may hold its own of (for its commands only).
 SEPARATE_MAY_SHADOW = {
     "protobuf": "kfp 2.17 requires protobuf >= 6.31.1; Colab's TensorFlow 2.20 runs with it "
-    "there (test_colab.py runs a component that loads a SavedModel)",
+    "there (test_colab_standin.py runs a component that loads a SavedModel)",
 }
 INSTALL_SETS = colab.install_sets()
 KERNEL_SETS = sorted({kernel for kernel, _ in INSTALL_SETS})

@@ -2,7 +2,7 @@
 
 One lightweight component loads the kernel's TensorFlow (Colab's) and the workbook under the
 separate environment's protobuf (kfp's), saves a SavedModel, serves it and reports what it saw.
-``tests/test_colab.py`` compiles this file with the environment's ``kfp dsl compile`` and runs
+``tests/test_colab_standin.py`` compiles this file with the environment's ``kfp dsl compile`` and runs
 it with the environment's Python::
 
     python kfp_example.py PIPELINE_ROOT REPORT_JSON
