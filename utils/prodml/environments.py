@@ -57,7 +57,7 @@ __all__ = [
 #: The separate environment's folder, under the workbook's checkout.
 SEPARATE = ".venv-separate"
 #: Colab's front end draws this display data as its "restart session" warning and button.
-COLAB_MIMETYPE = "application/vnd.colab-display-data+json"
+_COLAB_MIMETYPE = "application/vnd.colab-display-data+json"
 
 
 class RestartNeeded(SystemExit):
@@ -264,7 +264,7 @@ def report(kernel: dict[str, tuple[str, str]], separate: dict[str, tuple[str, st
         from IPython.display import display
 
         payload = {"pip_warning": {"packages": imported}, "id": uuid.uuid4().hex}
-        display({COLAB_MIMETYPE: payload}, raw=True)
+        display({_COLAB_MIMETYPE: payload}, raw=True)
     except ImportError:
         pass
     raise RestartNeeded(
