@@ -10,7 +10,7 @@ LOCKED_03 := notebooks/03_dependencies/requirements-lock.txt
 export PYTHONHASHSEED := 0
 export TF_CPP_MIN_LOG_LEVEL := 2
 
-.PHONY: setup chromium run test lint unit notebooks lab release grade serve bench clean
+.PHONY: setup chromium run test lint unit notebooks colab lab release grade serve bench clean
 
 setup: $(STAMP)
 
@@ -55,6 +55,12 @@ test: lint
 	$(BIN)/prodml release --check
 	$(MAKE) chromium
 	$(MAKE) -j2 --output-sync=target unit notebooks
+
+# Colab alone (also part of `make test`): every notebook's install set resolved against Colab's
+# published runtime (tests/colab/pip-freeze.txt), and notebook 05's setup cell run with real pip
+# in a stand-in for it; -s shows what each install would change, its time and download size.
+colab: setup
+	$(BIN)/pytest -s -p no:randomly tests/test_dependencies.py tests/test_colab.py tests/test_colab_standin.py
 
 lab: setup
 	$(BIN)/jupyter lab
