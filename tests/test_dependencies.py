@@ -151,7 +151,11 @@ def test_colab_separate_environment(key, capsys):
     with capsys.disabled():
         label = f"separate environment for {_label(apart)}"
         print("\n" + colab.summary(label, shadows, added, verb="holds its own"))
-    provides = {"airflow": "apache-airflow", "composer": "apache-airflow-providers-google"}
+    provides = {
+        "airflow": "apache-airflow",
+        "composer": "apache-airflow-providers-google",
+        "profile": "tensorboard-plugin-profile",
+    }
     assert {provides.get(extra, extra) for extra in apart} <= set(added)
     protected = {n for n in shadows if n in colab.PROTECTED}
     assert protected <= set(SEPARATE_MAY_SHADOW), f"it would shadow {protected} too"

@@ -31,7 +31,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from prodml import config
+from prodml import config, environments
 
 __all__ = ["TensorBoard", "start", "profile_sessions", "step_breakdown"]
 
@@ -100,7 +100,7 @@ def start(
         raise FileNotFoundError(f"no log folder {logdir} for TensorBoard to serve")
     port = port or _free_port(host)
     log_path = config.run_path("logs", f"tensorboard-{os.getpid()}-{time.time_ns()}.log")
-    command = [sys.executable, "-m", "tensorboard.main", "--logdir", str(logdir),
+    command = [_profile_python(), "-m", "tensorboard.main", "--logdir", str(logdir),
                "--host", host, "--port", str(port), "--reload_interval", "2"]  # fmt: skip
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2")}
     with open(log_path, "wb") as log:
@@ -127,6 +127,41 @@ def start(
     raise TimeoutError(f"TensorBoard did not answer within {timeout} s; log {log_path}")
 
 
+def _profile_python() -> str:
+    """The Python that has the profile plugin (xprof): on Colab the plugin lives in the separate
+    environment beside the kernel's (``[tool.prodml] colab-separate``: its xprof would replace
+    Colab's absl-py and urllib3), locally this interpreter. Plain TensorBoard when neither has it.
+    """
+    try:
+        return environments.python_for("xprof")
+    except FileNotFoundError:
+        return sys.executable
+
+
+def _input_pipeline_tables(paths: list[str]) -> str:
+    """xprof's input pipeline analysis of the trace files, as its JSON text: in this process when
+    xprof imports here, else in the Python that has it (:func:`_profile_python`)."""
+    try:
+        from xprof.convert import raw_to_tool_data
+    except ImportError:
+        raw_to_tool_data = None
+    if raw_to_tool_data is not None:
+        data, _ = raw_to_tool_data.xspace_to_tool_data(paths, "input_pipeline_analyzer", {})
+        return data.decode() if isinstance(data, bytes) else (data or "")
+    python = _profile_python()
+    if python == sys.executable:
+        raise ImportError(
+            "reading a profile needs xprof: pip install 'prodml[profile]' "
+            "(tensorboard-plugin-profile)"
+        )
+    done = subprocess.run(
+        [python, "-m", "prodml.tensorboard", *paths], capture_output=True, text=True
+    )
+    if done.returncode:
+        raise RuntimeError(f"xprof failed in {python}:\n{done.stderr[-2000:]}")
+    return done.stdout
+
+
 def profile_sessions(logdir: str | os.PathLike) -> list[Path]:
     """The profiler's sessions in ``logdir`` (``plugins/profile/<time>/``), oldest first."""
     root = Path(logdir) / "plugins" / "profile"
@@ -144,15 +179,8 @@ def step_breakdown(logdir: str | os.PathLike) -> pd.DataFrame:
     sessions = profile_sessions(logdir)
     if not sessions:
         raise FileNotFoundError(f"no profiler trace (plugins/profile/*/*.xplane.pb) in {logdir}")
-    try:
-        from xprof.convert import raw_to_tool_data
-    except ImportError as err:
-        raise ImportError(
-            "reading a profile needs xprof: pip install 'prodml[profile]' "
-            "(tensorboard-plugin-profile)"
-        ) from err
     paths = [str(p) for p in sorted(sessions[-1].glob("*.xplane.pb"))]
-    data, _ = raw_to_tool_data.xspace_to_tool_data(paths, "input_pipeline_analyzer", {})
+    data = _input_pipeline_tables(paths)
     if not data:
         raise ValueError(f"xprof could not analyse the trace in {sessions[-1]}")
     tables = json.loads(data)
@@ -168,3 +196,7 @@ def step_breakdown(logdir: str | os.PathLike) -> pd.DataFrame:
             "in tf.profiler.experimental.Trace('train', step_num=n, _r=1)"
         )
     return frame
+
+
+if __name__ == "__main__":  # python -m prodml.tensorboard TRACE...: the analysis as JSON (above)
+    print(_input_pipeline_tables(sys.argv[1:]))
