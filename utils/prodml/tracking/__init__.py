@@ -5,8 +5,9 @@ Plumbing only; lessons call MLflow's own API (``mlflow.start_run``, ``log_params
 the store lives and does the few jobs every caller would otherwise repeat:
 
 - :func:`use` points MLflow at the run folder's store (SQLite ``<run folder>/mlflow/mlflow.db``,
-  artifacts under ``<storage>/mlflow``) and sets the active experiment; a store written by an
-  older MLflow is refused with the command that migrates it;
+  artifacts under ``<storage>/mlflow``; ``PRODML_TRACKING_URI`` names another) and sets the
+  active experiment; a store written by an older MLflow is refused with the command that
+  migrates it;
 - :func:`start` runs ``mlflow server`` (the UI and REST API) on 127.0.0.1 over that store, its
   log in ``<run folder>/logs/``; ``.stop()`` ends it;
 - :func:`log_dataframe` records the rows a run read (query or file, row count, a content
@@ -49,6 +50,7 @@ from prodml.tracking.registry import (
 from prodml.tracking.server import TrackingServer, start
 from prodml.tracking.store import (
     DEFAULT_EXPERIMENT,
+    TRACKING_URI_ENV,
     StoreSchemaError,
     artifact_root,
     ensure_experiment,
@@ -89,6 +91,7 @@ __all__ = [
     "GIT_COMMIT_TAG",
     "PACKAGE_VERSION_TAG",
     "TRACKING_ENV",
+    "TRACKING_URI_ENV",
     "ModelNotFound",
     "ResolvedModel",
     "StoreSchemaError",

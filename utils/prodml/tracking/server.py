@@ -73,7 +73,7 @@ def start(port: int = 0, host: str = "127.0.0.1", timeout: float = 120) -> Track
     uri = tracking_uri()
     if not uri.startswith("sqlite:///"):
         raise ValueError(
-            f"MLFLOW_TRACKING_URI is {uri}: a tracking server is already configured, "
+            f"PRODML_TRACKING_URI is {uri}: a tracking server is already configured, "
             "open it instead of starting one"
         )
     use(experiment=None)  # created at the current schema, or refused naming the migration

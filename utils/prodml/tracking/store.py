@@ -2,8 +2,10 @@
 
 The tracking and registry store is a SQLite file in the run folder
 (``<run folder>/mlflow/mlflow.db``); run artifacts go under the run folder's object storage
-(``<storage>/mlflow``: a local folder, or ``gs://`` when storage is configured so). A user who
-has set ``MLFLOW_TRACKING_URI`` (their own tracking server) keeps it.
+(``<storage>/mlflow``: a local folder, or ``gs://`` when storage is configured so).
+``PRODML_TRACKING_URI`` points the workbook at another store instead (a team's tracking
+server). MLflow's own ``MLFLOW_TRACKING_URI`` is not read here: ``mlflow.set_tracking_uri``
+sets it for subprocesses, so it names the last store used, not the user's choice.
 
 MLflow puts artifacts of an experiment it creates on its own (``mlflow.set_experiment`` with a
 new name, or the ``Default`` experiment) under ``./mlruns`` of the current folder unless told
@@ -24,6 +26,8 @@ from prodml import config, storage
 DB_NAME = "mlflow.db"
 #: the experiment the trainer logs to unless told otherwise
 DEFAULT_EXPERIMENT = "babyweight"
+#: a tracking URI that replaces the run folder's store
+TRACKING_URI_ENV = "PRODML_TRACKING_URI"
 
 
 class StoreSchemaError(RuntimeError):
@@ -36,8 +40,8 @@ def store_path() -> Path:
 
 
 def tracking_uri() -> str:
-    """``MLFLOW_TRACKING_URI`` when the user set one, else the run folder's SQLite store."""
-    return os.environ.get("MLFLOW_TRACKING_URI", "").strip() or f"sqlite:///{store_path()}"
+    """``PRODML_TRACKING_URI`` when the user set one, else the run folder's SQLite store."""
+    return os.environ.get(TRACKING_URI_ENV, "").strip() or f"sqlite:///{store_path()}"
 
 
 def artifact_root() -> str:
@@ -145,6 +149,7 @@ def _slug(name: str) -> str:
 __all__ = [
     "DEFAULT_EXPERIMENT",
     "StoreSchemaError",
+    "TRACKING_URI_ENV",
     "artifact_root",
     "check_schema",
     "ensure_experiment",
