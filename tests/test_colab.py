@@ -32,6 +32,7 @@ NEEDS = {
     "flask": "frontend",
     "kfp": "kfp",
     "ai_edge_litert": "litert",
+    "mlflow": "tracking",
 }
 
 
