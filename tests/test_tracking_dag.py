@@ -52,7 +52,8 @@ def test_dag_runs_are_logged_and_the_gate_moves_the_alias(run_dir, monkeypatch):
     assert [m.step for m in history] == [0, 1]  # per epoch
     first, second = (client.search_model_versions(f"run_id = '{r}'")[0] for r in runs["run_id"])
     model = client.get_registered_model("babyweight")
-    assert model.aliases == {"champion": str(first.version), "challenger": str(second.version)}
+    aliases = {alias: int(version) for alias, version in model.aliases.items()}
+    assert aliases == {"champion": int(first.version), "challenger": int(second.version)}
     digests = [
         {i.dataset.digest for i in client.get_run(r).inputs.dataset_inputs} for r in runs["run_id"]
     ]

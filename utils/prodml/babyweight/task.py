@@ -282,6 +282,18 @@ def _evaluate(model, splits, export_path: str) -> dict:
     return result
 
 
+def _facts(export_path: str, splits: dict, history, started: float) -> dict:
+    name = Path(export_path).name
+    return {
+        "export_path": export_path,
+        "version": int(name) if name.isdigit() else None,
+        "train_rows": len(splits["train"][0]),
+        "eval_rows": len(splits["eval"][0]),
+        "history": {k: [float(x) for x in v] for k, v in history.history.items()},
+        "seconds": round(time.perf_counter() - started, 1),
+    }
+
+
 def _log_outcome(result: dict, export_path: str, registered_model: str) -> dict:
     """Final metrics, the SavedModel registered as a new version; the version's fields."""
     import mlflow
@@ -352,18 +364,9 @@ def train_and_export(
                                learning_rate=learning_rate,
                                callbacks=_callbacks(on, vertex))  # fmt: skip
         export_path = _export_to(model, out, vertex)
-        result = _evaluate(model, splits, export_path)
-        result.update(
-            export_path=export_path,
-            version=int(Path(export_path).name) if Path(export_path).name.isdigit() else None,
-            tensorboard_dir=str(tensorboard_dir),
-            train_rows=len(train_df),
-            eval_rows=len(eval_df),
-            **params,
-            history={k: [float(x) for x in v] for k, v in history.history.items()},
-            seconds=round(time.perf_counter() - started, 1),
-            data_digests=digests,
-        )
+        result = {**_evaluate(model, splits, export_path), **params}
+        result.update(_facts(export_path, splits, history, started), data_digests=digests)
+        result["tensorboard_dir"] = str(tensorboard_dir)
         if on:
             result.update(_log_outcome(result, export_path, registered_model))
     (out / "metrics.json").write_text(json.dumps(result, indent=2))
