@@ -216,6 +216,12 @@ def test_unknown_alias_or_version_names_the_registered_ones(store, client):
     assert "no alias 'gold'" in done.stderr and "@champion" in done.stderr
 
 
+def test_resolving_without_a_store_says_so_and_creates_none(run_dir):
+    with pytest.raises(tracking.ModelNotFound, match="no model registry at .*nothing has been"):
+        tracking.resolve("models:/babyweight@champion")
+    assert not (run_dir / "mlflow").exists()
+
+
 def test_an_older_store_is_refused_with_the_command_that_migrates_it(run_dir):
     import sqlalchemy
     from alembic import command

@@ -107,9 +107,15 @@ def resolve(uri: str) -> ResolvedModel:
     """
     from mlflow import MlflowClient
 
-    from prodml.tracking.store import use
+    from prodml.tracking.store import tracking_uri, use
 
     name, alias, version = parse(uri)
+    store = tracking_uri()
+    if store.startswith("sqlite:///") and not Path(store.removeprefix("sqlite:///")).is_file():
+        raise ModelNotFound(
+            f"cannot resolve {uri}: there is no model registry at {store.removeprefix('sqlite:///')}"
+            " (nothing has been registered in this run folder yet)"
+        )
     use(experiment=None)
     client = MlflowClient()
     found = _version(client, name, alias, version)
