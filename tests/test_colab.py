@@ -33,6 +33,7 @@ NEEDS = {
     "flask": "frontend",
     "kfp": "kfp",
     "ai_edge_litert": "litert",
+    "mlflow": "tracking",
 }
 #: The notebook whose setup cell the stand-in runs: a kernel extra and a separate environment.
 STANDIN = "notebooks/05_hybrid_ml_systems.ipynb"

@@ -1,9 +1,13 @@
 """``prodml serve``: load SavedModels and answer the TF Serving, ML Engine and Vertex AI REST APIs.
 
     prodml serve --model babyweight=runs/.../export [--model other=DIR] [--port 8501]
+    prodml serve --model babyweight=models:/babyweight@champion [--model babyweight=models:/babyweight/3]
 
 ``EXPORT_DIR`` is a SavedModel directory or a TF-Serving-style base directory of integer version
-subdirectories (all are loaded; the highest takes the traffic). ``--version-name dnn=1`` names
+subdirectories (all are loaded; the highest takes the traffic), or a registered model version
+in the run folder's MLflow registry (``models:/NAME@ALIAS``, ``models:/NAME/VERSION``,
+``models:/NAME/latest``, resolved by ``prodml.tracking.resolve``): it is served as its registry
+version number, and its aliases (``champion``) become version names. ``--version-name dnn=1`` names
 version 1 ``dnn`` (``projects/<p>/models/<m>/versions/dnn``, ``/v1/models/<m>/labels/dnn``). The HTTP server is uvicorn
 (httptools, uvloop) running the Starlette app of :mod:`prodml.serving.app`; SIGTERM or SIGINT stop it
 gracefully (requests in flight are answered).
@@ -68,7 +72,9 @@ def version_names(models: list[str], given: list[tuple[str | None, str, str]]) -
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", action="append", type=_model_arg, required=True,
-                        metavar="NAME=EXPORT_DIR", help="a model to serve (repeatable)")  # fmt: skip
+                        metavar="NAME=EXPORT_DIR",
+                        help="a model to serve: an export folder or models:/NAME@ALIAS, "
+                             "models:/NAME/VERSION (repeatable)")  # fmt: skip
     parser.add_argument("--version-name", action="append", type=_name_arg, default=[],
                         metavar="[MODEL/]NAME=VERSION",
                         help="name a version (e.g. dnn=1): ML Engine versions/NAME, TF Serving labels/NAME, "
@@ -86,6 +92,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="largest request body (more: 413)")  # fmt: skip
     parser.add_argument("--max-drain-bytes", type=int, default=64 * 1024 * 1024,
                         help="after a 413, read and discard at most this much of the body so the client reads the answer")  # fmt: skip
+
+
+def _add_model(registry, name: str, path: str, names: dict | None):
+    """An export folder, or a registered version (``models:/``) resolved through the MLflow
+    registry: served as its registry version number, its aliases as version names."""
+    if not path.startswith("models:/"):
+        return registry.add_model(name, path, names)
+    from prodml.tracking import resolve
+
+    found = resolve(path)
+    print(f"prodml serve: {path} is version {found.version} (run {found.run_id}) at {found.path}")
+    return registry.add_model(name, found.path, {**found.labels(), **(names or {})}, found.version)
 
 
 def main(args: argparse.Namespace) -> int:
@@ -107,8 +125,8 @@ def main(args: argparse.Namespace) -> int:
         return 2
     for name, path in args.model:
         try:
-            model = registry.add_model(name, path, names.get(name))
-        except (FileNotFoundError, ValueError, OSError, InvalidInput) as exc:
+            model = _add_model(registry, name, path, names.get(name))
+        except (FileNotFoundError, ValueError, OSError, InvalidInput, LookupError) as exc:
             print(f"prodml serve: cannot load model {name!r}: {exc}", file=sys.stderr)
             return 2
         print(
