@@ -56,17 +56,73 @@ from __future__ import annotations
 
 import calendar
 import functools
-import hashlib
-import json
 
 import numpy as np
 import pandas as pd
 
-# The table's name, the clean filter (the rows the noise floor is stated for) and the
-# features' plausible ranges are the babyweight feature contract's, defined once there.
-from prodml.babyweight.contract import CLEAN_WHERE, TABLE, clean
-from prodml.babyweight.contract import RANGES as _FEATURE_RANGES
-from prodml.datasets.loading import load_once
+from prodml.datasets.loading import fingerprint, load_once
+
+__all__ = [
+    "CLEAN_CONDITIONS",
+    "CLEAN_WHERE",
+    "CV",
+    "GRAMS_PER_POUND",
+    "NOISE_FLOOR_RMSE",
+    "RANGES",
+    "SCHEMA_SPEC",
+    "TABLE",
+    "TARGETS",
+    "UNKNOWN",
+    "VERSION",
+    "clean",
+    "expected_weight",
+    "fingerprint",
+    "generate",
+    "load",
+    "noise_floor_rmse",
+    "public_table",
+    "schema",
+]
+
+#: The public table (``publicdata.samples.natality`` is BigQuery's alias).
+TABLE = "bigquery-public-data.samples.natality"
+#: natality codes an unknown value (gestation_weeks, the Apgar scores, father_age) as 99.
+UNKNOWN = 99
+
+#: Plausible values, inclusive ``(low, high)``: what this stand-in generates on clean rows
+#: (so the range a model trained on it knows). Table facts: models import them, not the reverse.
+RANGES: dict[str, tuple[int, int]] = {
+    "mother_age": (12, 50),
+    "plurality": (1, 5),
+    "gestation_weeks": (17, 47),
+}
+
+#: The course's filter (``> 0`` drops NULLs and zeros alike) plus ``gestation_weeks < 99``:
+#: the "clean rows" the noise floor is stated for.
+CLEAN_CONDITIONS = (
+    "year > 2000",
+    "weight_pounds > 0",
+    "mother_age > 0",
+    "plurality > 0",
+    "gestation_weeks > 0",
+    f"gestation_weeks < {UNKNOWN}",
+)
+#: The same as one SQL condition, for ``WHERE``.
+CLEAN_WHERE = " AND ".join(CLEAN_CONDITIONS)
+
+
+def clean(df: pd.DataFrame) -> pd.DataFrame:
+    """The rows of a natality DataFrame that :data:`CLEAN_WHERE` keeps (NULLs dropped)."""
+    keep = (
+        (df["year"] > 2000)
+        & (df["weight_pounds"] > 0)
+        & (df["mother_age"] > 0)
+        & (df["plurality"] > 0)
+        & (df["gestation_weeks"] > 0)
+        & (df["gestation_weeks"] < UNKNOWN)
+    )
+    return df[keep.fillna(False).astype(bool)]
+
 
 #: Published figures the generator is calibrated to: (low, high) ranges, on clean rows.
 TARGETS: dict[str, tuple[float, float]] = {
@@ -124,7 +180,6 @@ SCHEMA_SPEC: list[tuple[str, str, str]] = [
 NOISE_FLOOR_RMSE = 1.02
 
 GRAMS_PER_POUND = 453.59237
-UNKNOWN = 99
 
 # --- the weight model -------------------------------------------------------------------
 # Mean birth weight (g) by completed gestation week, singletons of both sexes (Alexander 1996).
@@ -196,7 +251,7 @@ def _mu(is_male, mother_age, plurality, gestation_weeks) -> np.ndarray:
 
 def _features(df: pd.DataFrame) -> tuple[np.ndarray, ...]:
     """is_male (bool), mother_age, plurality (int), gestation_weeks as arrays; refuses bad rows."""
-    missing = [c for c in ("is_male", *_FEATURE_RANGES) if c not in df]
+    missing = [c for c in ("is_male", *RANGES) if c not in df]
     if missing:
         raise ValueError(f"frame is missing column(s) {missing}; it has {list(df.columns)}")
     sex = df["is_male"]
@@ -204,12 +259,12 @@ def _features(df: pd.DataFrame) -> tuple[np.ndarray, ...]:
         sex = sex.map({"True": True, "False": False, True: True, False: False})
     bad = sex.isna().to_numpy().copy()
     values = {}
-    for name, (low, high) in _FEATURE_RANGES.items():
+    for name, (low, high) in RANGES.items():
         values[name] = pd.to_numeric(df[name]).astype("float64").to_numpy(na_value=np.nan)
         bad |= ~((values[name] >= low) & (values[name] <= high))  # NaN fails both
     if bad.any():
         first = int(np.flatnonzero(bad)[0])
-        shown = df.iloc[first][["is_male", *_FEATURE_RANGES]].to_dict()
+        shown = df.iloc[first][["is_male", *RANGES]].to_dict()
         raise ValueError(
             f"{int(bad.sum())} row(s) have missing or out-of-range features (first: position "
             f"{first}, {shown}); keep the clean rows first: clean(df) or WHERE {CLEAN_WHERE}"
@@ -450,13 +505,6 @@ def generate(rows: int = 1_000_000, seed: int = 0) -> pd.DataFrame:
         }
     )
     return df
-
-
-def fingerprint(df: pd.DataFrame) -> str:
-    """A SHA-256 of a frame's values, index and column names (to pin determinism)."""
-    digest = hashlib.sha256(json.dumps([list(df.columns), [str(t) for t in df.dtypes]]).encode())
-    digest.update(pd.util.hash_pandas_object(df, index=True).to_numpy().tobytes())
-    return digest.hexdigest()
 
 
 #: Bump when :func:`generate` changes what a (rows, seed) pair produces; :func:`load` reloads.

@@ -56,14 +56,38 @@ own ``numpy`` generator seeded with ``(seed, component)``.
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
-from prodml.datasets.loading import load_once
+from prodml.datasets.loading import fingerprint, load_once
+
+__all__ = [
+    "BAD_ROW_RATE",
+    "COLUMNS",
+    "DAYS",
+    "LOCAL_TABLE",
+    "MISSING_RATE",
+    "NOISE_MPH",
+    "REGIME_CORRIDOR",
+    "REGIME_DATE",
+    "REGIME_DAY",
+    "START",
+    "TABLE",
+    "TARGETS",
+    "TICK_MINUTES",
+    "VERSION",
+    "Simulation",
+    "default_table",
+    "fingerprint",
+    "generate",
+    "load",
+    "messages",
+    "simulate",
+    "stations",
+]
 
 #: The workbook's stand-in public table id (default size, via ``prodml.datasets.PUBLIC_TABLES``).
 #: It does not exist on BigQuery: the course's San Diego readings are a CSV file, not a table.
@@ -349,13 +373,6 @@ def messages(readings: pd.DataFrame) -> tuple[list[bytes], list[float]]:
     ]
     seconds = (frame["TIMESTAMP"].to_numpy(dtype="datetime64[us]").astype("int64") / 1e6).tolist()
     return payloads, seconds
-
-
-def fingerprint(df: pd.DataFrame) -> str:
-    """A SHA-256 of a frame's values, index and column names (to pin determinism)."""
-    digest = hashlib.sha256(json.dumps([list(df.columns), [str(t) for t in df.dtypes]]).encode())
-    digest.update(pd.util.hash_pandas_object(df, index=True).to_numpy().tobytes())
-    return digest.hexdigest()
 
 
 #: Bump when :func:`generate` changes what its arguments produce; :func:`load` reloads.
