@@ -124,6 +124,8 @@ def count_elements(
                 | f"Name_{name}" >> beam.Map(lambda n, name=name: (name, n))
             )
         else:
+            if not in_one_global_window(pcoll):  # a batch's windowed rows: counted as one run
+                pcoll = pcoll | f"OneWindow_{name}" >> beam.WindowInto(beam.window.GlobalWindows())
             count = pcoll | f"Count_{name}" >> beam.ParDo(_CountPerBundle(name))
         parts.append(count)
     return (
