@@ -906,9 +906,7 @@ def test_predict_counts_the_predictions_of_pre_batched_records(export_dir):
             count_as="predictions",
             batched=True,
         )
-        weights = predictions | beam.Map(
-            lambda r: (r["key"], round(r[CONTRACT.prediction], 4))
-        )
+        weights = predictions | beam.Map(lambda r: (r["key"], round(r[CONTRACT.prediction], 4)))
         expected = [(r["key"], round(expected_weight(r), 4)) for r in records]
         assert_that(weights, equal_to(expected), label="Weights")
         total = counts | beam.CombinePerKey(sum)

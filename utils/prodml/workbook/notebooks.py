@@ -100,3 +100,17 @@ def parse_value(text: str) -> object:
         except ValueError:
             pass
     return text
+
+
+_HEADING = re.compile(r"^#{1,3}\s+(.+?)\s*$", re.M)
+
+
+def sections(nb) -> list[str]:
+    """Per cell of ``nb``, the last markdown heading at or above it ("" before the first)."""
+    current, out = "", []
+    for cell in nb.cells:
+        if cell.cell_type == "markdown":
+            headings = _HEADING.findall(cell.source)
+            current = headings[-1] if headings else current
+        out.append(current)
+    return out
