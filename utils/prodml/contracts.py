@@ -20,7 +20,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["KINDS", "Derived", "Field", "RecordContract", "RecordError", "missing"]
+__all__ = ["KINDS", "Derived", "Field", "RecordContract", "RecordError", "missing", "record_key"]
 
 #: how a field's raw value is read when no ``parse`` function is given
 KINDS = ("number", "integer", "text")

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
-from prodml.babyweight.contract import (  # noqa: F401  (GENDERS ... plurality: data's names too)
+from prodml.babyweight.contract import (
     CLEAN_CONDITIONS,
     FEATURES,
     GENDERS,
@@ -29,6 +29,23 @@ from prodml.babyweight.contract import (  # noqa: F401  (GENDERS ... plurality: 
     gender,
     plurality,
 )
+
+__all__ = [
+    "GENDERS",
+    "HASHMONTH",
+    "MULTIPLE",
+    "PLURALITIES",
+    "SPLITS",
+    "UNKNOWN",
+    "augment",
+    "features",
+    "gender",
+    "plurality",
+    "preprocess",
+    "query",
+    "read",
+    "to_dataset",
+]
 
 SPLITS = ("train", "eval")
 #: The course's split: hash the (year, month) pair so that a month never lands in both splits.

@@ -14,6 +14,11 @@ from collections.abc import Callable
 
 import pandas as pd
 
+__all__ = [
+    "fingerprint",
+    "load_once",
+]
+
 
 def fingerprint(df: pd.DataFrame) -> str:
     """A SHA-256 of a frame's values, index, column names and dtypes (to pin determinism)."""

@@ -21,6 +21,13 @@ import apache_beam as beam
 from apache_beam.options.pipeline_options import StandardOptions
 from apache_beam.transforms import trigger
 
+__all__ = [
+    "COUNTS",
+    "BundleCounter",
+    "count_elements",
+    "in_one_global_window",
+]
+
 COUNTS = "counts"  # the tagged output of a step that counts its own input
 
 

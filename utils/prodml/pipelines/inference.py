@@ -23,6 +23,17 @@ from apache_beam.ml.inference.base import ModelHandler, PredictionResult
 from prodml import savedmodel
 from prodml.contracts import RecordContract
 
+__all__ = [
+    "APIS",
+    "GOOGLE_ML_ENGINE",
+    "GOOGLE_VERTEX",
+    "HTTPModelHandler",
+    "PredictionServiceError",
+    "SavedModelHandler",
+    "prediction_url",
+    "resolve_export",
+]
+
 
 class _BeamMemoryWarning(logging.Filter):
     """Beam 2.77 imports ``resource`` in one ``try`` with its torch-only ``ModelManager``; without

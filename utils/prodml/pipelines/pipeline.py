@@ -48,6 +48,15 @@ from prodml.pipelines.transforms import (
     fixed_windows,
 )
 
+__all__ = [
+    "COUNTED",
+    "MODES",
+    "Outputs",
+    "build_pipeline",
+    "counts",
+    "options",
+]
+
 MODES = ("batch", "streaming")
 COUNTED = ("records_in", "predictions", "dead_letters", "dropped_late")
 

@@ -22,6 +22,15 @@ from apache_beam.utils.windowed_value import WindowedValue
 from prodml.contracts import RecordContract, RecordError, record_key
 from prodml.pipelines.counting import COUNTS, BundleCounter, in_one_global_window
 
+__all__ = [
+    "DEAD_LETTERS",
+    "FORMATS",
+    "ParseRecords",
+    "check_csv_lines",
+    "dead_letter",
+    "parse",
+]
+
 DEAD_LETTERS = "dead_letters"
 FORMATS = ("csv", "json", "dict")
 

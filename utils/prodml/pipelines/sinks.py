@@ -23,6 +23,16 @@ from prodml import config, storage
 from prodml.contracts import RecordContract
 from prodml.pipelines.counting import in_one_global_window
 
+__all__ = [
+    "CONTRACT_TABLE",
+    "DEAD_LETTER_COLUMNS",
+    "Sink",
+    "WriteCounts",
+    "WriteDeadLetters",
+    "WriteRows",
+    "read_counts",
+]
+
 DEAD_LETTER_COLUMNS = ("record", "reason")
 #: ``Sink.table``'s default: the record contract's table (``contract.table``)
 CONTRACT_TABLE = "<the contract's table>"

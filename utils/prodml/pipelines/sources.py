@@ -26,6 +26,19 @@ from apache_beam.utils.timestamp import Duration, Timestamp
 
 from prodml import config, storage
 
+__all__ = [
+    "Source",
+    "event_times",
+    "from_csv",
+    "from_parquet",
+    "from_pubsub",
+    "from_records",
+    "from_warehouse",
+    "replay",
+    "replay_schedule",
+    "stream_source",
+]
+
 
 @dataclass
 class Source:

@@ -17,6 +17,16 @@ from apache_beam.utils.windowed_value import PaneInfoTiming
 from prodml.contracts import RecordContract
 from prodml.pipelines.counting import COUNTS, BundleCounter, in_one_global_window
 
+__all__ = [
+    "ALLOWED_LATENESS",
+    "WINDOW_SECONDS",
+    "LabelPanes",
+    "Predict",
+    "Windowed",
+    "fixed_windows",
+    "row_maker",
+]
+
 WINDOW_SECONDS = 20  # the course's FixedWindows(Duration.standardSeconds(20))
 ALLOWED_LATENESS = 10  # ... withAllowedLateness(Duration.standardSeconds(10))
 
