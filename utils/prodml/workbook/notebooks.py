@@ -102,11 +102,12 @@ def parse_value(text: str) -> object:
     return text
 
 
-_HEADING = re.compile(r"^#{1,3}\s+(.+?)\s*$", re.M)
+_HEADING = re.compile(r"^##\s+(.+?)\s*$", re.M)
 
 
 def sections(nb) -> list[str]:
-    """Per cell of ``nb``, the last markdown heading at or above it ("" before the first)."""
+    """Per cell of ``nb``, the last ``##`` section heading at or above it ("" before the
+    first): the numbered sections of CONTRIBUTING.md."""
     current, out = "", []
     for cell in nb.cells:
         if cell.cell_type == "markdown":
