@@ -23,7 +23,7 @@ dead letters),
 :mod:`~prodml.pipelines.transforms` (``Windowed`` / ``fixed_windows`` and ``LabelPanes`` for
 streams, ``Predict``: ``RunInference``), :mod:`~prodml.pipelines.inference` (the model
 handlers: :class:`SavedModelHandler` in process, :class:`HTTPModelHandler` over the prediction
-service), :mod:`~prodml.pipelines.sinks` (``WritePredictions``, ``WriteDeadLetters``,
+service), :mod:`~prodml.pipelines.sinks` (``WriteRows``, ``WriteDeadLetters``,
 ``WriteCounts``) and :mod:`~prodml.pipelines.pipeline` (``build_pipeline``, the counts).
 """
 
