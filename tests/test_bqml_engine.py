@@ -1,0 +1,433 @@
+"""The BigQuery ML engine's behaviour beyond the course's statements: refusals in BigQuery's
+words, models that outlive their connection and process, creators at once, the preprocessing
+functions' semantics, and the REST resources the real client parses."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+from bqml_support import PREPARE_BABYWEIGHT, Warehouse, load_natality
+from google.api_core import exceptions
+from google.cloud import bigquery
+from prodml.warehouse import ml
+
+TRAIN = "babyweight.babyweight_data_train"
+SIMPLE = f"""CREATE OR REPLACE MODEL babyweight.{{name}}
+OPTIONS(model_type='LINEAR_REG', input_label_cols=['weight_pounds']{{options}}) AS
+SELECT weight_pounds, is_male, mother_age, plurality, gestation_weeks FROM {TRAIN}"""
+
+
+def simple(name: str, options: str = "") -> str:
+    return SIMPLE.format(name=name, options=options)
+
+
+@pytest.fixture(scope="module")
+def path(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("bqml_engine") / "warehouse.duckdb"
+
+
+@pytest.fixture(scope="module")
+def wh(path):
+    warehouse = Warehouse(path)
+    load_natality(warehouse, 8_000, seed=5)
+    warehouse.run(PREPARE_BABYWEIGHT)
+    warehouse.run(simple("base"))
+    yield warehouse
+    warehouse.close()
+
+
+@pytest.mark.parametrize(
+    ("sql", "words"),
+    [
+        (simple("m").replace("LINEAR_REG", "DNN_REGRESSOR"), "Model type DNN_REGRESSOR is not supported"),
+        (simple("m").replace("LINEAR_REG", "LINEAR"), "Unsupported model type: 'LINEAR'"),
+        (simple("m", ", class_weights=[STRUCT('a', 1.0)]"), "Option class_weights is not supported"),
+        (simple("m", ", model_registry='vertex_ai'"), "Option model_registry is not supported"),
+        (simple("m", ", no_such_option=1"), "Unknown option: no_such_option"),
+        (simple("m", ", data_split_method='SEQ'"), "data_split_method 'SEQ' is not supported"),
+        (simple("m", ", data_split_method='SPLIT'"), "Invalid value 'SPLIT' for option data_split_method"),
+        (simple("m", ", category_encoding_method='DUMMY_ENCODING'"), "'DUMMY_ENCODING' is not supported"),
+        (simple("m", ", l2_reg=-1"), "Invalid value for option l2_reg: -1 must be >= 0"),
+        (simple("m", ", max_iterations='ten'"), "Invalid value for option max_iterations: expected INT64"),
+        (simple("m", ", learn_rate=0.5"), "learn_rate can only be set when learn_rate_strategy is CONSTANT"),
+        (simple("m", ", data_split_eval_fraction=0.3"), "only allowed when data_split_method is RANDOM"),
+        (simple("m", ", labels=['weight_pounds']"), "labels and input_label_cols cannot both be set"),
+        (simple("m").replace("['weight_pounds']", "['no_such']"), "Column no_such specified in input_label_cols is not found"),
+        (simple("m").replace("LINEAR_REG", "LOGISTIC_REG").replace("'LOGISTIC_REG'", "'LOGISTIC_REG', optimize_strategy='NORMAL_EQUATION'"),
+         "NORMAL_EQUATION is only supported for LINEAR_REG"),
+        ("SELECT * FROM ML.EXPLAIN_PREDICT(MODEL babyweight.base, (SELECT 1 AS a))", "ML.EXPLAIN_PREDICT is not supported"),
+        ("SELECT * FROM ML.PREDICT(MODEL babyweight.base, (SELECT * FROM babyweight.babyweight_data_eval), STRUCT(0.3 AS threshold))",
+         "threshold applies only to binary LOGISTIC_REG models"),
+        ("SELECT ML.FEATURE_CROSS(STRUCT(mother_age, plurality)) AS c FROM babyweight.babyweight_data_eval",
+         "ML.FEATURE_CROSS crosses STRING features: mother_age is int64"),
+        ("SELECT ML.STANDARD_SCALER(mother_age) AS s FROM babyweight.babyweight_data_eval",
+         "Analytic function ML.STANDARD_SCALER cannot be called without an OVER clause"),
+        ("CREATE MODEL m OPTIONS(model_type='LINEAR_REG') AS SELECT 1 AS label, 2 AS x",
+         "missing a dataset while no default dataset is set"),
+    ],
+)  # fmt: skip
+def test_refused_in_bigquery_words_naming_the_problem(wh, sql, words):
+    with pytest.raises(exceptions.BadRequest) as raised:
+        wh.run(sql)
+    assert words in str(raised.value)
+
+
+def test_null_labels_are_named_not_dropped(wh):
+    with pytest.raises(exceptions.BadRequest, match="Label column y has 1 NULL values"):
+        wh.run(
+            "CREATE MODEL babyweight.nulls OPTIONS(model_type='LINEAR_REG', input_label_cols=['y']) AS "
+            "SELECT IF(mother_age = 30, NULL, weight_pounds) AS y, mother_age FROM babyweight.babyweight_data_train "
+            "WHERE mother_age BETWEEN 29 AND 31 QUALIFY ROW_NUMBER() OVER (PARTITION BY mother_age = 30 ORDER BY weight_pounds) = 1"
+        )
+
+
+def test_missing_models_and_existing_ones(wh):
+    with pytest.raises(
+        exceptions.NotFound, match=r"Not found: Model local-project:babyweight\.nope"
+    ):
+        wh.run("SELECT * FROM ML.EVALUATE(MODEL babyweight.nope)")
+    with pytest.raises(
+        exceptions.NotFound, match=r"Not found: Model local-project:babyweight\.nope"
+    ):
+        wh.run("DROP MODEL babyweight.nope")
+    wh.run("DROP MODEL IF EXISTS babyweight.nope")
+    with pytest.raises(exceptions.NotFound, match="Not found: Dataset local-project:elsewhere"):
+        wh.run(simple("m").replace("babyweight.m", "elsewhere.m"))
+    before = ml.get_model(wh.con, "local-project", "babyweight", "base")
+    with pytest.raises(
+        exceptions.Conflict, match=r"Already Exists: Model local-project:babyweight\.base"
+    ):
+        wh.run(simple("base").replace("CREATE OR REPLACE", "CREATE"))
+    wh.run(
+        simple("base")
+        .replace("CREATE OR REPLACE", "CREATE MODEL IF NOT EXISTS")
+        .replace("MODEL IF NOT EXISTS MODEL", "MODEL IF NOT EXISTS")
+    )
+    assert ml.get_model(wh.con, "local-project", "babyweight", "base") == before  # not retrained
+    wh.run(simple("doomed"))
+    wh.run("DROP MODEL `local-project.babyweight.doomed`")
+    with pytest.raises(exceptions.NotFound):
+        ml.get_model(wh.con, "local-project", "babyweight", "doomed")
+
+
+def test_rest_resources_parse_with_the_real_client(wh):
+    resource = ml.get_model(wh.con, "local-project", "babyweight", "base")
+    model = bigquery.Model.from_api_repr(resource)
+    assert model.model_type == "LINEAR_REGRESSION" and model.model_id == "base"
+    assert model.label_columns[0].name == "predicted_weight_pounds"
+    assert [c.name for c in model.feature_columns] == [
+        "is_male",
+        "mother_age",
+        "plurality",
+        "gestation_weeks",
+    ]
+    run = resource["trainingRuns"][0]
+    assert run["trainingOptions"]["inputLabelColumns"] == ["weight_pounds"]
+    assert run["trainingOptions"]["optimizationStrategy"] == "NORMAL_EQUATION"
+    evaluation = wh.run("SELECT * FROM ML.EVALUATE(MODEL babyweight.base)").to_pylist()[0]
+    assert (
+        run["evaluationMetrics"]["regressionMetrics"]["meanSquaredError"]
+        == evaluation["mean_squared_error"]
+    )
+    listed = ml.list_models(wh.con, "local-project", "babyweight")
+    assert "base" in [m["modelReference"]["modelId"] for m in listed]
+    assert ml.list_models(wh.con, "local-project", "nothing_here") == []
+
+
+def test_models_survive_a_new_connection_and_a_new_process(wh, path):
+    wh.run(simple("kept"))
+    want = (
+        wh.run(
+            "SELECT predicted_weight_pounds FROM ML.PREDICT(MODEL babyweight.kept, (SELECT * FROM babyweight.babyweight_data_eval LIMIT 20))"
+        )
+        .column(0)
+        .to_pylist()
+    )
+    wh.con.execute("CHECKPOINT").fetchall()
+    script = f"""
+import sys
+sys.path.insert(0, {str(Path(__file__).parent)!r})
+from bqml_support import Warehouse
+w = Warehouse({str(path)!r} + ".copy")
+print(w.run("SELECT predicted_weight_pounds FROM ML.PREDICT(MODEL babyweight.kept, (SELECT * FROM babyweight.babyweight_data_eval LIMIT 20))").column(0).to_pylist())
+"""
+    # DuckDB lets one process hold the file: the other process reads a copy of it
+    Path(f"{path}.copy").write_bytes(path.read_bytes())
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert eval(done.stdout.strip()) == pytest.approx(want, abs=1e-12)  # noqa: S307 (our own list)
+    other = Warehouse(con=__import__("duckdb").connect(f"{path}.copy"))
+    assert "kept" in [
+        m["modelReference"]["modelId"]
+        for m in ml.list_models(other.con, "local-project", "babyweight")
+    ]
+    other.close()
+
+
+def test_creators_at_once_lose_nothing(wh):
+    errors: list[Exception] = []
+
+    def create(sql: str) -> None:
+        cursor = wh.cursor()
+        try:
+            cursor.run(sql)
+        except Exception as err:  # noqa: BLE001 (collected, asserted below)
+            errors.append(err)
+        finally:
+            cursor.close()
+
+    names = [f"together_{i}" for i in range(4)]
+    threads = [threading.Thread(target=create, args=(simple(n),)) for n in names]
+    threads += [
+        threading.Thread(
+            target=create, args=(simple("same").replace("CREATE OR REPLACE", "CREATE"),)
+        )
+        for _ in range(2)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    listed = {
+        m["modelReference"]["modelId"]
+        for m in ml.list_models(wh.con, "local-project", "babyweight")
+    }
+    assert set(names) | {"same"} <= listed
+    assert len(errors) == 1 and isinstance(errors[0], exceptions.Conflict), errors
+    for name in [*names, "same"]:
+        assert len(wh.run(f"SELECT * FROM ML.TRAINING_INFO(MODEL babyweight.{name})")) == 1
+
+
+def test_preprocessing_functions_semantics(wh):
+    row = wh.run(
+        "SELECT ML.BUCKETIZE(2.5, [1, 2, 3]) AS b, ML.BUCKETIZE(2.5, [1, 2, 3], TRUE) AS b2, "
+        "ML.BUCKETIZE(0.5, [1, 2, 3]) AS low, ML.BUCKETIZE(3, [1, 2, 3]) AS high, "
+        "ML.BUCKETIZE(CAST(NULL AS FLOAT64), [1.0]) AS none, "
+        "ML.FEATURE_CROSS(STRUCT('a' AS f1, 'b' AS f2, 'c' AS f3)) AS cross3"
+    ).to_pylist()[0]
+    assert (row["b"], row["b2"], row["low"], row["high"], row["none"]) == (
+        "bin_3",
+        "bin_2",
+        "bin_1",
+        "bin_4",
+        None,
+    )
+    assert row["cross3"] == {
+        "f1_f2": "a_b",
+        "f1_f3": "a_c",
+        "f2_f3": "b_c",
+    }  # BigQuery's own example
+    ages = wh.run(f"SELECT mother_age FROM {TRAIN}").column(0).to_numpy().astype(float)
+    scaled = wh.run(
+        "SELECT ML.STANDARD_SCALER(mother_age) OVER() AS z, ML.MIN_MAX_SCALER(mother_age) OVER() AS m, "
+        f"ML.QUANTILE_BUCKETIZE(mother_age, 4) OVER() AS q FROM {TRAIN}"
+    ).to_pandas()
+    np.testing.assert_allclose(scaled.z, (ages - ages.mean()) / ages.std(ddof=1), atol=1e-12)
+    np.testing.assert_allclose(
+        scaled.m, (ages - ages.min()) / (ages.max() - ages.min()), atol=1e-12
+    )
+    shares = scaled.q.value_counts(normalize=True)
+    assert set(shares.index) == {"bin_1", "bin_2", "bin_3", "bin_4"} and shares.max() < 0.4
+
+
+def test_transform_keeps_training_statistics_at_prediction(wh):
+    wh.run(
+        f"""CREATE OR REPLACE MODEL babyweight.scaled
+        TRANSFORM(weight_pounds, ML.STANDARD_SCALER(gestation_weeks) OVER() AS weeks_z,
+                  ML.MIN_MAX_SCALER(mother_age) OVER() AS age01,
+                  ML.QUANTILE_BUCKETIZE(mother_age, 4) OVER() AS age_q)
+        OPTIONS(model_type='LINEAR_REG', input_label_cols=['weight_pounds']) AS
+        SELECT * FROM {TRAIN}"""
+    )
+    train = wh.run(f"SELECT gestation_weeks, mother_age FROM {TRAIN}").to_pandas().astype(float)
+    weights = wh.run("SELECT * FROM ML.WEIGHTS(MODEL babyweight.scaled)").to_pandas()
+    w = dict(zip(weights.processed_input, weights.weight, strict=True))
+    buckets = {c["category"]: c["weight"] for c in weights.category_weights[2]}
+    assert weights.processed_input[2] == "age_q" and set(buckets) == {
+        "bin_1",
+        "bin_2",
+        "bin_3",
+        "bin_4",
+    }
+    # one row each: statistics of those rows alone would make every feature 0, NULL or bin_1
+    got = wh.run(
+        "SELECT mother_age, predicted_weight_pounds FROM ML.PREDICT(MODEL babyweight.scaled, "
+        "(SELECT 38 AS gestation_weeks, 99 AS mother_age UNION ALL SELECT 38, 10)) ORDER BY mother_age"
+    ).to_pandas()
+    weeks_z = (38 - train.gestation_weeks.mean()) / train.gestation_weeks.std(ddof=1)
+    # 99 is above the training maximum: MIN_MAX_SCALER caps it at 1, 10 below the minimum at 0
+    # and the quantile buckets are the training quartiles: bin_4 and bin_1
+    base = w["__INTERCEPT__"] + w["weeks_z"] * weeks_z
+    assert got.predicted_weight_pounds[0] == pytest.approx(base + buckets["bin_1"], abs=1e-9)
+    assert got.predicted_weight_pounds[1] == pytest.approx(
+        base + w["age01"] + buckets["bin_4"], abs=1e-9
+    )
+    info = wh.run("SELECT * FROM ML.FEATURE_INFO(MODEL babyweight.scaled)").to_pandas()
+    assert list(info.input) == ["weeks_z", "age01", "age_q"] and info["max"][1] == pytest.approx(
+        1.0
+    )
+
+
+def test_custom_split_evaluates_on_the_marked_rows(wh):
+    wh.run(
+        f"""CREATE OR REPLACE MODEL babyweight.custom
+        OPTIONS(model_type='LINEAR_REG', input_label_cols=['weight_pounds'],
+                data_split_method='CUSTOM', data_split_col='is_eval') AS
+        SELECT weight_pounds, mother_age, gestation_weeks, MOD(CAST(mother_age AS INT64), 5) = 0 AS is_eval
+        FROM {TRAIN}"""
+    )
+    stored = wh.run("SELECT * FROM ML.EVALUATE(MODEL babyweight.custom)").to_pylist()[0]
+    again = wh.run(
+        "SELECT * FROM ML.EVALUATE(MODEL babyweight.custom, (SELECT weight_pounds, mother_age, gestation_weeks "
+        f"FROM {TRAIN} WHERE MOD(CAST(mother_age AS INT64), 5) = 0))"
+    ).to_pylist()[0]
+    assert stored == pytest.approx(again, rel=1e-12)
+    features = [
+        c["name"]
+        for c in ml.get_model(wh.con, "local-project", "babyweight", "custom")["featureColumns"]
+    ]
+    assert features == ["mother_age", "gestation_weeks"]  # the split column is no feature
+
+
+@pytest.mark.parametrize("strategy", ["LINE_SEARCH", "CONSTANT"])
+def test_gradient_descent_options(wh, strategy):
+    extra = ", learn_rate=0.2" if strategy == "CONSTANT" else ""
+    wh.run(
+        simple(
+            f"bgd_{strategy.lower()}",
+            f", optimize_strategy='BATCH_GRADIENT_DESCENT', learn_rate_strategy='{strategy}'{extra}, "
+            "max_iterations=6, early_stop=FALSE, l2_reg=1.0, data_split_method='NO_SPLIT'",
+        )
+    )
+    info = wh.run(
+        f"SELECT * FROM ML.TRAINING_INFO(MODEL babyweight.bgd_{strategy.lower()})"
+    ).to_pandas()
+    assert list(info.iteration) == list(range(6))  # early_stop=FALSE runs them all
+    assert info.loss.iloc[-1] < info.loss.iloc[0]
+    if strategy == "CONSTANT":
+        assert (info.learning_rate == 0.2).all()
+    else:
+        assert (info.learning_rate > 0).all()
+    base = (
+        wh.run("SELECT mean_squared_error FROM ML.EVALUATE(MODEL babyweight.base)")
+        .column(0)[0]
+        .as_py()
+    )
+    assert info.loss.iloc[-1] < 1.5 * base
+
+
+def test_real_bigquery_receives_the_statements_unchanged(run_dir, monkeypatch):
+    """With warehouse='bigquery' the client is google-cloud-bigquery's own: a CREATE MODEL or
+    an ML.EVALUATE goes to BigQuery's jobs.insert as written (captured at the HTTP layer)."""
+    import google.auth
+    from google.auth.credentials import AnonymousCredentials
+    from prodml import config, warehouse
+
+    monkeypatch.setattr(google.auth, "default", lambda *a, **k: (AnonymousCredentials(), "p"))
+    config.configure(warehouse="bigquery", project="real-project")
+    client = warehouse.client()
+    assert type(client) is bigquery.Client
+    sent = []
+
+    def api_request(method, path, data=None, **kwargs):
+        sent.append(data)
+        return {**data, "status": {"state": "DONE"}}
+
+    monkeypatch.setattr(client._connection, "api_request", api_request)
+    statements = [simple("baseline"), "SELECT * FROM ML.EVALUATE(MODEL babyweight.baseline)"]
+    for sql in statements:
+        client.query(sql)
+    assert [body["configuration"]["query"]["query"] for body in sent] == statements
+
+
+def test_prediction_input_is_checked_against_the_model(wh):
+    eval_rows = "FROM babyweight.babyweight_data_eval LIMIT 5"
+    with pytest.raises(exceptions.BadRequest, match="The input data has no column gestation_weeks"):
+        wh.run(
+            f"SELECT * FROM ML.PREDICT(MODEL babyweight.base, (SELECT is_male, mother_age, plurality {eval_rows}))"
+        )
+    with pytest.raises(
+        exceptions.BadRequest,
+        match="Invalid type for column mother_age: the model was trained on INT64, the input has STRING",
+    ):
+        wh.run(
+            "SELECT * FROM ML.PREDICT(MODEL babyweight.base, (SELECT is_male, CAST(mother_age AS STRING) AS mother_age, "
+            f"plurality, gestation_weeks {eval_rows}))"
+        )
+    # FLOAT64 where the model saw INT64 is a number all the same; an unseen category weighs 0
+    rows = wh.run(
+        "SELECT predicted_weight_pounds FROM ML.PREDICT(MODEL babyweight.base, (SELECT 'Unheard' AS is_male, "
+        "30.0 AS mother_age, 'Single(1)' AS plurality, 39 AS gestation_weeks))"
+    )
+    assert rows.num_rows == 1 and 5 < rows.column(0)[0].as_py() < 10
+
+
+def test_logistic_l1_zeroes_weak_categories(wh):
+    wh.run(
+        f"""CREATE OR REPLACE MODEL babyweight.sparse_low
+        OPTIONS(model_type='LOGISTIC_REG', labels=['low'], l1_reg=30, max_iterations=5) AS
+        SELECT weight_pounds < 5.5 AS low, is_male, mother_age, plurality, gestation_weeks FROM {TRAIN}"""
+    )
+    info = wh.run("SELECT * FROM ML.TRAINING_INFO(MODEL babyweight.sparse_low)").to_pandas()
+    assert 1 <= len(info) <= 5 and info.learning_rate.isna().all()  # saga: no learning rate
+    weights = wh.run(
+        "SELECT * FROM ML.WEIGHTS(MODEL babyweight.sparse_low, STRUCT(TRUE AS standardize))"
+    ).to_pandas()
+    plurality = weights.set_index("processed_input").category_weights["plurality"]
+    assert sum(c["weight"] == 0 for c in plurality) >= 2
+    assert weights.set_index("processed_input").weight["gestation_weeks"] < 0  # longer -> heavier
+    assert (
+        wh.run("SELECT roc_auc FROM ML.EVALUATE(MODEL babyweight.sparse_low)").column(0)[0].as_py()
+        > 0.7
+    )
+
+
+@pytest.mark.parametrize(
+    ("rows", "method", "fraction", "held_out"),
+    [
+        (499, "AUTO_SPLIT", 0.2, 0),  # below 500 rows: everything trains
+        (10_000, "AUTO_SPLIT", 0.2, 2_000),  # up to 50,000: a random 20 %
+        (120_000, "AUTO_SPLIT", 0.2, 10_000),  # above: 10,000 rows
+        (1_000, "RANDOM", 0.35, 350),
+        (1_000, "NO_SPLIT", 0.2, 0),
+    ],
+)
+def test_data_split_sizes_are_bigquerys(rows, method, fraction, held_out):
+    from prodml.warehouse.ml.options import TrainingOptions
+    from prodml.warehouse.ml.train import split
+
+    options = TrainingOptions(
+        "LINEAR_REG", data_split_method=method, data_split_eval_fraction=fraction
+    )
+    training, evaluation = split(rows, options)
+    assert (0 if evaluation is None else evaluation.size) == held_out
+    together = np.concatenate([training, [] if evaluation is None else evaluation])
+    assert sorted(together.tolist()) == list(range(rows))  # every row once
+    again = split(rows, options)[1]
+    assert evaluation is None or (again == evaluation).all()  # seeded: the same rows again
+
+
+def test_early_stop_after_the_first_small_improvement(wh):
+    options = ", optimize_strategy='BATCH_GRADIENT_DESCENT', data_split_method='NO_SPLIT'"
+    wh.run(simple("stops", options + ", min_rel_progress=0.2"))
+    wh.run(
+        simple("runs_on", options + ", min_rel_progress=0.2, early_stop=FALSE, max_iterations=7")
+    )
+    stops = (
+        wh.run("SELECT loss FROM ML.TRAINING_INFO(MODEL babyweight.stops)").column(0).to_pylist()
+    )
+    runs_on = (
+        wh.run("SELECT loss FROM ML.TRAINING_INFO(MODEL babyweight.runs_on)").column(0).to_pylist()
+    )
+    assert len(runs_on) == 7 and len(stops) < 7
+    assert stops == pytest.approx(runs_on[: len(stops)], rel=1e-12)  # the same iterations, fewer
+    last, before = stops[-1], stops[-2]
+    assert before - last < 0.2 * before  # it stopped at the first relative progress below 20 %
+    assert all(a - b >= 0.2 * a for a, b in zip(stops[:-2], stops[1:-1], strict=True))
