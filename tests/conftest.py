@@ -16,6 +16,8 @@ REPO = Path(__file__).resolve().parents[1]
 #: test module -> the marks its tests get (a module not listed is quick: `make check` runs it)
 MARKS: dict[str, tuple[str, ...]] = {
     "test_babyweight.py": ("slow",),  # trains the model
+    "test_bqml.py": ("slow",),  # BigQuery ML models trained on natality
+    "test_bqml_engine.py": ("slow",),  # models, processes, threads
     "test_colab.py": ("slow",),  # virtual environments, pip
     "test_dependencies.py": ("slow",),  # uv resolves for Python 3.12 and 3.13
     "test_frontend.py": ("browser", "server"),
