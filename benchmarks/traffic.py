@@ -114,7 +114,10 @@ def main(argv: list[str] | None = None) -> int:
 
     def stream_floor(p):
         rows = p | replay().transform | beam.ParDo(_Passthrough())
-        _ = rows | pipelines.WriteRows(sink("stream-floor"), contract)
+        # a stream's rows reach the file sink one window pane at a time, as the features do
+        # (5-minute windows: one pane per tick, as many as the features' windows)
+        panes = rows | beam.WindowInto(beam.window.FixedWindows(tf.PERIOD_SECONDS))
+        _ = panes | pipelines.WriteRows(sink("stream-floor"), contract)
         _ = rows | tf.WriteToOnlineStore(work / "floor.db")
 
     figures = {}

@@ -5,7 +5,6 @@ Parsing and checking records is :mod:`prodml.pipelines.records`.
 
 from __future__ import annotations
 
-import operator
 import zlib
 
 import apache_beam as beam
@@ -176,13 +175,18 @@ def row_maker(contract: RecordContract):
     the example's key and features, the prediction as a float, and the window and pane
     (``global`` and ``batch`` in a batch run)."""
     taken = ((contract.key,) if contract.key else ()) + tuple(contract.features)
-    columns = (*taken, contract.prediction, "window", "pane")
-    pick = operator.itemgetter(*taken) if len(taken) > 1 else (lambda e: (e[taken[0]],))
+    exact = set(taken)
+    prediction = contract.prediction
 
     def row(result) -> dict:
         example = result.example
+        # a checked record holds the key and the features in column order: copy it whole
+        # (the cheapest per-record copy); anything else is picked column by column
+        out = example.copy() if example.keys() == exact else {c: example[c] for c in taken}
         get = example.get
-        values = (*pick(example), float(result.inference), get("window", "global"))
-        return dict(zip(columns, (*values, get("pane", "batch")), strict=True))
+        out[prediction] = float(result.inference)
+        out["window"] = get("window", "global")
+        out["pane"] = get("pane", "batch")
+        return out
 
     return row
