@@ -10,7 +10,7 @@ LOCKED_03 := notebooks/03_dependencies/requirements-lock.txt
 export PYTHONHASHSEED := 0
 export TF_CPP_MIN_LOG_LEVEL := 2
 
-.PHONY: setup chromium run test lint unit notebooks colab lab release grade serve bench clean
+.PHONY: setup chromium run test check lint unit notebooks colab lab release grade serve bench clean
 
 setup: $(STAMP)
 
@@ -39,13 +39,24 @@ lint: setup
 	$(BIN)/ruff format --check utils tests benchmarks notebooks/module04
 	$(BIN)/nbqa ruff notebooks solutions
 
+# The quick inner loop, to run before each commit (CONTRIBUTING.md): lint, the release check
+# (labs/ up to date, the lab conventions, short cells) and the unit tests that need no kernel,
+# browser or server (`--quick`: the modules tests/conftest.py's MARKS does not list), about a
+# minute on a warm checkout. pytest's exit status 5 (no test collected) fails it too.
+check: lint
+	$(BIN)/prodml release --check
+	$(BIN)/pytest --quick -q -p no:randomly tests
+
+# Every test module, the lab tests among them: tests/test_labs.py grades each solution (its one
+# run in `make test`) and each pristine lab up to its first TODO.
 unit: setup chromium
 	$(BIN)/pytest --durations=15 tests
 
-# Smoke-parameter copies of every notebook (papermill --prepare-only), executed cell by cell by nbval
-# in order (pytest-randomly would shuffle the cells).
+# Smoke-parameter copies of the course notebooks (papermill --prepare-only), executed cell by
+# cell by nbval in order (pytest-randomly would shuffle the cells). The labs' solutions run once,
+# graded, in `unit` (tests/test_labs.py), not here again.
 notebooks: setup
-	rm -rf $(NBTEST) && $(BIN)/prodml run --smoke --prepare-only --out $(NBTEST) notebooks solutions
+	rm -rf $(NBTEST) && $(BIN)/prodml run --smoke --prepare-only --out $(NBTEST) notebooks
 	PRODML_RUN_DIR=$(CURDIR)/build/nbrun $(BIN)/pytest --nbval-lax --nbval-cell-timeout=600 -p no:cacheprovider -p no:randomly $(NBTEST)
 
 # The unit tests and the notebook runs side by side: both spend much of their time waiting on
