@@ -50,6 +50,25 @@ from prodml.babyweight import contract, data  # noqa: E402
 from prodml.babyweight import model as babyweight_model  # noqa: E402
 from prodml.babyweight import vertex as vertex_data  # noqa: E402
 
+__all__ = [
+    "ensure_natality",
+    "read_splits",
+    "train",
+    "rmse",
+    "noise_floor",
+    "export",
+    "predict_instance",
+    "read_data",
+    "tracked_run",
+    "train_and_export",
+    "main",
+    "DEFAULTS",
+    "SMOKE",
+    "LEARNING_RATE",
+    "MODEL_NAME",
+    "COURSE_INSTANCE",
+]
+
 #: Defaults: reach the generator's noise floor within 10 % in a few minutes on 2 cores.
 DEFAULTS = {"rows": 400_000, "epochs": 4, "batch_size": 512, "seed": 42}
 #: --smoke: tiny data, one epoch; it only proves the pipeline trains and exports.
@@ -431,6 +450,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """``python -m prodml.babyweight.task``: train, evaluate and export; the exit status."""
     parser = _parser()
     args = parser.parse_args(argv)
     if args.output_dir is None and "AIP_MODEL_DIR" not in vertex_data.environment():

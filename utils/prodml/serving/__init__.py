@@ -73,6 +73,19 @@ def _source(path: str | os.PathLike) -> str:
     return str(Path(path).expanduser().resolve())
 
 
+def _command(models: dict, host: str, port: int, port_file: Path, opts: dict) -> list[str]:
+    """The ``prodml serve`` command line for :func:`start`'s arguments."""
+    cmd = [sys.executable, "-m", "prodml.cli", "serve", "--host", host, "--port", str(port),
+           "--port-file", str(port_file)]  # fmt: skip
+    for name, sources in models.items():
+        for source in sources if isinstance(sources, list | tuple) else [sources]:
+            cmd += ["--model", f"{name}={_source(source)}"]
+    for key, value in opts.items():
+        for one in value if isinstance(value, list | tuple) else [value]:
+            cmd += [f"--{key.replace('_', '-')}", str(one)]
+    return cmd
+
+
 def start(
     models: dict[str, str | os.PathLike | list],
     port: int = 0,
@@ -99,14 +112,7 @@ def start(
     stamp = f"{os.getpid()}-{time.time_ns()}"
     port_file = logs / f"serve-{stamp}.port.json"
     log_path = logs / f"serve-{stamp}.log"
-    cmd = [sys.executable, "-m", "prodml.cli", "serve", "--host", host, "--port", str(port),
-           "--port-file", str(port_file)]  # fmt: skip
-    for name, sources in models.items():
-        for source in sources if isinstance(sources, list | tuple) else [sources]:
-            cmd += ["--model", f"{name}={_source(source)}"]
-    for key, value in opts.items():
-        for one in value if isinstance(value, list | tuple) else [value]:
-            cmd += [f"--{key.replace('_', '-')}", str(one)]
+    cmd = _command(models, host, port, port_file, opts)
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2")}
     with open(log_path, "wb") as log:
         process = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)

@@ -24,6 +24,8 @@ from prodml.validation.values import (
     value_type_counts,
 )
 
+__all__ = ["Anomalies", "distance", "validate", "DISTANCE_COLUMNS"]
+
 #: Default limits; override per feature with ``validate(..., thresholds={feature: value})``
 #: (a number sets that feature's distance threshold) or per check with a dict.
 DEFAULT_THRESHOLDS: dict[str, float] = {

@@ -19,6 +19,15 @@ from collections.abc import Mapping
 import numpy as np
 from scipy.spatial import distance
 
+__all__ = [
+    "l_infinity",
+    "js_divergence",
+    "histogram",
+    "jensen_shannon",
+    "js_on_baseline_buckets",
+    "HISTOGRAM_BUCKETS",
+]
+
 HISTOGRAM_BUCKETS = 10  # TFDV's default number of equal-width buckets
 
 

@@ -28,6 +28,8 @@ from prodml.validation.values import (
     valency,
 )
 
+__all__ = ["Feature", "Schema", "infer_schema"]
+
 TRAINING, SERVING = "TRAINING", "SERVING"  # TFDV's usual environment names
 
 

@@ -16,6 +16,8 @@ from prodml.validation.values import (
     present,
 )
 
+__all__ = ["statistics", "TOP"]
+
 TOP = 5  # most frequent values listed per feature
 
 

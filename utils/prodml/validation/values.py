@@ -8,6 +8,24 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+__all__ = [
+    "is_missing",
+    "value_type",
+    "is_list",
+    "column_type",
+    "flat_values",
+    "value_type_counts",
+    "present",
+    "valency",
+    "numeric",
+    "categorical",
+    "check_frame",
+    "TYPES",
+    "CATEGORICAL",
+    "NUMERIC",
+    "LIST_TYPES",
+]
+
 TYPES = ("int", "float", "string", "bool")
 CATEGORICAL = ("string", "bool")
 NUMERIC = ("int", "float")
@@ -37,6 +55,7 @@ LIST_TYPES = (list, tuple, np.ndarray)
 
 
 def is_list(value: Any) -> bool:
+    """Whether ``value`` is a list-valued feature's value (a list, tuple or array)."""
     return isinstance(value, LIST_TYPES)
 
 
@@ -87,6 +106,7 @@ def flat_values(series: pd.Series) -> list:
 
 
 def value_type_counts(series: pd.Series) -> dict[str, int]:
+    """How many present values of ``series`` have each value type (TFDV's type counts)."""
     if _plain(series):
         held = int(series.notna().sum())
         return {column_type(series): held} if held else {}

@@ -15,6 +15,8 @@ import pandas as pd
 
 from prodml.validation.values import categorical, check_frame, column_type, numeric, present
 
+__all__ = ["visualize_statistics", "COLORS", "BINS", "TOP_VALUES"]
+
 COLORS = ("tab:blue", "tab:orange")
 BINS = 20
 TOP_VALUES = 8
