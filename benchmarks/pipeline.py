@@ -98,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def pipeline(path, sink):
         return lambda p: pipelines.build_pipeline(
-            p, pipelines.from_csv(str(path)), model=handler, sink=sink
+            p, pipelines.from_csv(str(path)), babyweight.CONTRACT, model=handler, sink=sink
         )
 
     def floor(path, sink):
@@ -109,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
                 | "Read" >> source.transform
                 | "AsRow" >> beam.Map(lambda line: dict(zip(COLUMNS, line.split(","), strict=True)))
             )
-            _ = rows | "WritePredictions" >> pipelines.WritePredictions(sink)
+            _ = rows | "WriteRows" >> pipelines.WriteRows(sink, babyweight.CONTRACT)
 
         return build
 
@@ -148,7 +148,8 @@ def main(argv: list[str] | None = None) -> int:
     with open(source_file, newline="") as f:
         reader = csv.reader(f)
         columns = next(reader)
-        checked = [pipelines.check(dict(zip(columns, line, strict=True))) for line in reader]
+        check = babyweight.CONTRACT.check
+        checked = [check(dict(zip(columns, line, strict=True))) for line in reader]
     weights = np.concatenate(
         [
             savedmodel.predict_columns(signature, checked[i : i + args.batch])["weight"].reshape(-1)
@@ -163,7 +164,9 @@ def main(argv: list[str] | None = None) -> int:
     with open(f"{loop_folder}/predictions.jsonl", "w") as f:
         f.write("".join(json.dumps(r) + "\n" for r in rows))
     with open(f"{loop_folder}/predictions.csv", "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(pipelines.COLUMNS), extrasaction="ignore")
+        writer = csv.DictWriter(
+            f, fieldnames=list(babyweight.CONTRACT.columns), extrasaction="ignore"
+        )
         writer.writeheader()
         writer.writerows(rows)
     loop_s = time.perf_counter() - start
@@ -179,6 +182,7 @@ def main(argv: list[str] | None = None) -> int:
     pipelines.build_pipeline(
         p,
         pipelines.replay(streamed, times, speed=600, tick=5.0),
+        babyweight.CONTRACT,
         model=handler,
         mode="streaming",
         sink=stream_sink,

@@ -1,14 +1,17 @@
 """The traffic lab's feature pipeline: events/s in streaming and a batch week, beside the floor.
 
 Each figure is measured twice in the same run on the same DirectRunner: once through the lab's
-feature pipeline (``solutions/traffic_prediction/traffic_features.py``: parse and check, 15-min
-sliding windows every 5 min, per-location features, the sink), and once through the *floor*:
+feature pipeline (``prodml.pipelines.build_pipeline`` with
+``solutions/traffic_prediction/traffic_features.py``'s readings contract and features: parse and
+check, 15-min sliding windows every 5 min, per-location features, the sink), and once through the *floor*:
 the same source and the same sink with no feature logic (each record goes straight to the sink
 as a row). The ratio is what the feature logic costs on top of moving the records at all.
 
-* batch: one simulated week of readings (CSV, the lab's batch source) into a JSONL file sink;
+* batch: one simulated week of readings (CSV, the lab's batch source) into the files of a
+  ``pipelines.Sink`` (the library's pipeline, with the lab's readings contract and features);
 * streaming: ``--stream-hours`` of readings replayed as Pub/Sub-shaped JSON messages
-  (``pipelines.replay``, 5 minutes of event time per tick) into the online store (SQLite).
+  (``pipelines.replay``, 5 minutes of event time per tick) into the files and the online store
+  (SQLite).
 
     python benchmarks/traffic.py [--stations-per-direction 3] [--stream-hours 6]
 """
@@ -75,14 +78,21 @@ def main(argv: list[str] | None = None) -> int:
     sim.readings.to_csv(week_csv, index=False)
     n_week = len(sim.readings)
 
+    contract = tf.readings_contract(stations)
+
+    def sink(name):
+        return pipelines.Sink(folder=str(work / name), table=None)
+
     def batch_features(p):
-        tf.build_features(p, pipelines.from_csv(str(week_csv)), stations,
-                          sink=tf.FileSink(str(work / "batch-features.jsonl")))  # fmt: skip
+        source = pipelines.from_csv(str(week_csv))
+        pipelines.build_pipeline(
+            p, source, contract, sink=sink("batch-features"), transform=tf.Features()
+        )
 
     def batch_floor(p):
         source = pipelines.from_csv(str(week_csv))
         rows = p | source.transform | beam.ParDo(_Passthrough())
-        tf.FileSink(str(work / "batch-floor.jsonl")).write(rows)
+        _ = rows | pipelines.WriteRows(sink("batch-floor"), contract)
 
     end = sim.readings["TIMESTAMP"].min() + pd.Timedelta(hours=args.stream_hours)
     recent = sim.readings[sim.readings["TIMESTAMP"] < end]
@@ -92,12 +102,23 @@ def main(argv: list[str] | None = None) -> int:
         return pipelines.replay(payloads, times, "json", tick=300, speed=1e6)
 
     def stream_features(p):
-        sink = tf.OnlineStoreSink(str(work / "online.db"), str(work / "stream-features.jsonl"))
-        tf.build_features(p, replay(), stations, sink=sink)
+        out = pipelines.build_pipeline(
+            p,
+            replay(),
+            contract,
+            mode="streaming",
+            sink=sink("stream-features"),
+            transform=tf.Features(),
+        )
+        _ = out.rows | tf.WriteToOnlineStore(work / "online.db")
 
     def stream_floor(p):
         rows = p | replay().transform | beam.ParDo(_Passthrough())
-        tf.OnlineStoreSink(str(work / "floor.db"), str(work / "stream-floor.jsonl")).write(rows)
+        # a stream's rows reach the file sink one window pane at a time, as the features do
+        # (5-minute windows: one pane per tick, as many as the features' windows)
+        panes = rows | beam.WindowInto(beam.window.FixedWindows(tf.PERIOD_SECONDS))
+        _ = panes | pipelines.WriteRows(sink("stream-floor"), contract)
+        _ = rows | tf.WriteToOnlineStore(work / "floor.db")
 
     figures = {}
     for name, build, mode, n in (

@@ -1,4 +1,7 @@
-"""Every test writes under its own temporary run folder, never the repository's."""
+"""Every test writes under its own temporary run folder, never the repository's; and the test
+modules that need a kernel, a browser or a server, or take long, are marked here, in one place,
+so that `make check` (`pytest --quick`: the modules not listed, without importing the others)
+runs the rest, and `-m "not kernel"` and the like select by mark."""
 
 from __future__ import annotations
 
@@ -9,6 +12,50 @@ import pytest
 from prodml import config
 
 REPO = Path(__file__).resolve().parents[1]
+
+#: test module -> the marks its tests get (a module not listed is quick: `make check` runs it)
+MARKS: dict[str, tuple[str, ...]] = {
+    "test_babyweight.py": ("slow",),  # trains the model
+    "test_bqml.py": ("slow",),  # BigQuery ML models trained on natality
+    "test_bqml_engine.py": ("slow",),  # models, processes, threads
+    "test_colab.py": ("slow",),  # virtual environments, pip
+    "test_dependencies.py": ("slow",),  # uv resolves for Python 3.12 and 3.13
+    "test_frontend.py": ("browser", "server"),
+    "test_labs.py": ("kernel", "slow"),
+    "test_orchestration.py": ("slow",),  # Airflow
+    "test_pipelines.py": ("server", "slow"),
+    "test_quiet_run.py": ("kernel",),
+    "test_savedmodel.py": ("slow",),  # exports a SavedModel
+    "test_serving.py": ("server",),
+    "test_serving_babyweight.py": ("server", "slow"),
+    "test_serving_versions.py": ("server",),
+    "test_traffic.py": ("slow",),  # Beam pipelines
+    "test_warehouse_bigquery.py": ("slow",),  # generates the public table
+    "test_warehouse_concurrency.py": ("slow",),  # processes
+    "test_workbook_grade.py": ("kernel",),
+    "test_workbook_grading_steps.py": ("kernel",),
+    "test_workbook_run.py": ("kernel",),
+}
+
+
+def pytest_addoption(parser):
+    parser.addoption(
+        "--quick",
+        action="store_true",
+        help="only the modules MARKS does not list (make check): the others are not even imported",
+    )
+
+
+def pytest_ignore_collect(collection_path, config):
+    if config.getoption("--quick") and collection_path.name in MARKS:
+        return True
+    return None
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        for mark in MARKS.get(item.path.name, ()):
+            item.add_marker(getattr(pytest.mark, mark))
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -173,9 +173,7 @@ def test_split_in_sql(run_dir):
     # record check accepts all of them (and its dead letters are only truly bad records)
     for name, (low, high) in contract.RANGES.items():
         assert low <= both[name].min() and both[name].max() <= high, name
-    from prodml import pipelines
-
-    checked = [pipelines.check(r) for r in both.head(2_000).to_dict("records")]
+    checked = [contract.CONTRACT.check(r) for r in both.head(2_000).to_dict("records")]
     assert {r["plurality"] for r in checked} <= set(data.PLURALITIES)
     limited = data.read("train", limit=500, client=client)
     assert len(limited) == 500

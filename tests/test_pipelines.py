@@ -13,6 +13,7 @@ from apache_beam.testing.test_stream import TestStream
 from apache_beam.testing.util import assert_that, equal_to
 from apache_beam.transforms.window import TimestampedValue
 from prodml import babyweight, config, pipelines
+from prodml.babyweight import CONTRACT
 from support import JSONHandler, LoopbackServer, export_toy_model, toy_weight
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -67,12 +68,12 @@ def run(build, mode="batch") -> None:
 def test_check_applies_the_training_feature_mapping():
     row = {"key": "a", "is_male": True, "mother_age": 26, "plurality": 2, "gestation_weeks": 39}
     line = "a,true,26,2,39"
-    csv_record = pipelines.check(pipelines.parse(line, "csv", COLUMNS), line)
-    json_record = pipelines.check(pipelines.parse(json.dumps(row), "json"))
+    csv_record = CONTRACT.check(pipelines.parse(line, "csv", COLUMNS), line)
+    json_record = CONTRACT.check(pipelines.parse(json.dumps(row), "json"))
     expected = {"key": "a", **babyweight.features({k: row[k] for k in babyweight.FEATURES})}
-    assert csv_record == json_record == pipelines.check(row) == expected
+    assert csv_record == json_record == CONTRACT.check(row) == expected
     assert expected["plurality"] == "Twins(2)" and expected["is_male"] == "True"
-    unknown = pipelines.check({**row, "is_male": None})
+    unknown = CONTRACT.check({**row, "is_male": None})
     assert unknown["is_male"] == "Unknown" and unknown["plurality"] == "Multiple(2+)"
 
 
@@ -99,6 +100,7 @@ def test_dead_letters_keep_every_bad_record_and_its_reason(export_dir, run_dir):
         out = pipelines.build_pipeline(
             p,
             pipelines.from_records(lines, "csv", COLUMNS),
+            contract=CONTRACT,
             model=pipelines.SavedModelHandler(export_dir),
             sink=sink,
         )
@@ -131,7 +133,7 @@ def test_dead_letters_keep_every_bad_record_and_its_reason(export_dir, run_dir):
         formula("True", 26, "Single(1)", 39), abs=1e-5
     )
     header = (run_dir / "batch" / "predictions-global-000.csv").read_text().splitlines()[0]
-    assert header.split(",") == list(pipelines.COLUMNS)
+    assert header.split(",") == list(CONTRACT.columns)
 
 
 def test_json_messages_with_missing_fields_and_bad_json(export_dir):
@@ -154,6 +156,7 @@ def test_json_messages_with_missing_fields_and_bad_json(export_dir):
         out = pipelines.build_pipeline(
             p,
             pipelines.from_records(messages, "json"),
+            contract=CONTRACT,
             model=pipelines.SavedModelHandler(export_dir),
         )
         assert_that(
@@ -202,7 +205,11 @@ def test_streaming_windows_on_time_late_and_too_late(export_dir):
 
     def build(p):
         out = pipelines.build_pipeline(
-            p, source, model=pipelines.SavedModelHandler(export_dir), mode="streaming"
+            p,
+            source,
+            contract=CONTRACT,
+            model=pipelines.SavedModelHandler(export_dir),
+            mode="streaming",
         )
         assert_that(
             out.predictions | beam.Map(lambda r: (r["key"], r["window"], r["pane"])),
@@ -258,13 +265,18 @@ def test_batch_and_streaming_predictions_agree(export_dir, run_dir):
     handler = pipelines.SavedModelHandler(export_dir)
     run(
         lambda p: pipelines.build_pipeline(
-            p, pipelines.from_records(lines, "csv", COLUMNS), model=handler, sink=batch_sink
+            p,
+            pipelines.from_records(lines, "csv", COLUMNS),
+            contract=CONTRACT,
+            model=handler,
+            sink=batch_sink,
         )
     )
     run(
         lambda p: pipelines.build_pipeline(
             p,
             source,
+            contract=CONTRACT,
             model=handler,
             mode="streaming",
             sink=stream_sink,
@@ -318,7 +330,9 @@ def test_http_handler_retries_with_backoff_then_predicts():
         )
 
         def build(p):
-            out = pipelines.build_pipeline(p, pipelines.from_records(records), model=handler)
+            out = pipelines.build_pipeline(
+                p, pipelines.from_records(records), contract=CONTRACT, model=handler
+            )
             assert_that(
                 out.predictions
                 | beam.Map(lambda r: (r["key"], round(r["predicted_weight_pounds"], 4))),
@@ -334,15 +348,15 @@ def test_http_handler_retries_with_backoff_then_predicts():
 def test_http_handler_gives_up_with_a_clear_error():
     server = FlakyPredictionServer(failures=10)
     try:
-        handler = pipelines.HTTPModelHandler(server.url, retries=2, backoff=0.01)
+        handler = pipelines.HTTPModelHandler(server.url, retries=2, backoff=0.01, contract=CONTRACT)
         session = handler.load_model()
-        row = pipelines.check(natality_records(1)[0])
+        row = CONTRACT.check(natality_records(1)[0])
         with pytest.raises(
             pipelines.PredictionServiceError, match="failed 3 times; last error: HTTP 503"
         ):
             handler.run_inference([row], session)
         assert server.calls == 3
-        missing = pipelines.HTTPModelHandler(server.url, model="nope", retries=0)
+        missing = pipelines.HTTPModelHandler(server.url, model="nope", retries=0, contract=CONTRACT)
         with pytest.raises(pipelines.PredictionServiceError, match="HTTP 404"):
             missing.run_inference([row], session)
     finally:
@@ -359,7 +373,9 @@ def test_csv_files_source_reads_the_header(export_dir, run_dir):
     assert source.columns == ["gestation_weeks", "plurality", "mother_age", "is_male", "key"]
 
     def build(p):
-        out = pipelines.build_pipeline(p, source, model=pipelines.SavedModelHandler(export_dir))
+        out = pipelines.build_pipeline(
+            p, source, contract=CONTRACT, model=pipelines.SavedModelHandler(export_dir)
+        )
         assert_that(out.predictions | beam.Map(lambda r: r["key"]), equal_to(["k1", "k2"]))
 
     run(build)
@@ -392,7 +408,7 @@ def test_csv_file_records_and_dead_letters_match_the_one_record_check(export_dir
     expected, reasons = [], []
     for line in lines:
         try:
-            record = pipelines.check(pipelines.parse(line, "csv", columns), line)
+            record = CONTRACT.check(pipelines.parse(line, "csv", columns), line)
         except pipelines.RecordError as err:
             reasons.append((line, str(err)))
         else:
@@ -401,7 +417,9 @@ def test_csv_file_records_and_dead_letters_match_the_one_record_check(export_dir
 
     def build(p):
         source = pipelines.from_csv(str(folder / "input.csv"))
-        out = pipelines.build_pipeline(p, source, model=pipelines.SavedModelHandler(export_dir))
+        out = pipelines.build_pipeline(
+            p, source, contract=CONTRACT, model=pipelines.SavedModelHandler(export_dir)
+        )
         features = out.predictions | beam.Map(
             lambda r: {n: r[n] for n in ("key", *babyweight.FEATURES)}
         )
@@ -418,14 +436,18 @@ def test_stream_source_is_pubsub_when_configured_for_google_cloud(run_dir):
     assert isinstance(local.transform, TestStream) and local.fmt == "dict"
 
     config.configure(warehouse="bigquery", project="my-project")
-    cloud = pipelines.stream_source(records, times)
+    cloud = pipelines.stream_source(records, times, subscription="babyweight")
     assert isinstance(cloud.transform, beam.io.ReadFromPubSub) and cloud.fmt == "json"
     # the graph builds (nothing runs, nothing reaches the network); read it as a runner would
     from apache_beam.portability.api import beam_runner_api_pb2
 
     p = beam.Pipeline(options=pipelines.options("streaming"))
     pipelines.build_pipeline(
-        p, cloud, model=pipelines.HTTPModelHandler("http://127.0.0.1:9"), mode="streaming"
+        p,
+        cloud,
+        contract=CONTRACT,
+        model=pipelines.HTTPModelHandler("http://127.0.0.1:9"),
+        mode="streaming",
     )
     transforms = p.to_runner_api().components.transforms.values()
     (read,) = [t for t in transforms if t.spec.urn == "beam:transform:pubsub_read:v1"]
@@ -440,25 +462,28 @@ def test_bad_configuration_errors(export_dir):
     handler = pipelines.SavedModelHandler(export_dir)
     p = beam.Pipeline(options=pipelines.options("batch"))
     with pytest.raises(ValueError, match="unknown mode 'nightly'"):
-        pipelines.build_pipeline(p, pipelines.from_records([]), model=handler, mode="nightly")
+        pipelines.build_pipeline(
+            p, pipelines.from_records([]), contract=CONTRACT, model=handler, mode="nightly"
+        )
     stream = pipelines.replay([{}], [0.0])
     with pytest.raises(ValueError, match="use mode='streaming'"):
-        pipelines.build_pipeline(p, stream, model=handler)
+        pipelines.build_pipeline(p, stream, contract=CONTRACT, model=handler)
     with pytest.raises(ValueError, match="needs streaming pipeline options"):
-        pipelines.build_pipeline(p, stream, model=handler, mode="streaming")
+        pipelines.build_pipeline(p, stream, contract=CONTRACT, model=handler, mode="streaming")
     streaming = beam.Pipeline(options=pipelines.options("streaming"))
     with pytest.raises(ValueError, match="WRITE_TRUNCATE would keep only the last pane"):
         pipelines.build_pipeline(
             streaming,
             stream,
+            contract=CONTRACT,
             model=handler,
             mode="streaming",
             sink=pipelines.Sink(folder="unused", write_disposition="WRITE_TRUNCATE"),
         )
     with pytest.raises(ValueError, match="needs columns"):
-        pipelines.ParseRecords("csv")
+        pipelines.ParseRecords(CONTRACT, "csv")
     with pytest.raises(TypeError, match="needs a Beam ModelHandler"):
-        pipelines.Predict(lambda rows: rows)
+        pipelines.Predict(lambda rows: rows, CONTRACT)
     with pytest.raises(FileNotFoundError, match="no SavedModel"):
         pipelines.resolve_export(export_dir.parent / "missing")
     assert pipelines.resolve_export(export_dir).endswith("/7")
@@ -489,6 +514,7 @@ def test_batch_from_warehouse_into_the_predictions_table(export_dir, run_dir):
         pipelines.build_pipeline(
             p,
             pipelines.from_warehouse("SELECT * FROM babyweight.serving_requests", client=client),
+            contract=CONTRACT,
             model=pipelines.SavedModelHandler(export_dir),
             sink=sink,
         )
@@ -523,6 +549,7 @@ def test_streaming_writes_dead_letters_without_hanging(export_dir, run_dir):
         out = pipelines.build_pipeline(
             p,
             pipelines.replay(stream, times, "csv", COLUMNS, speed=60),
+            contract=CONTRACT,
             model=pipelines.SavedModelHandler(export_dir),
             mode="streaming",
             sink=sink,
@@ -592,7 +619,11 @@ def test_replay_with_uneven_processing_steps_runs(export_dir):
 
     def build(p):
         out = pipelines.build_pipeline(
-            p, source, model=pipelines.SavedModelHandler(export_dir), mode="streaming"
+            p,
+            source,
+            contract=CONTRACT,
+            model=pipelines.SavedModelHandler(export_dir),
+            mode="streaming",
         )
         assert_that(
             out.predictions | beam.Map(lambda r: r["key"]),
@@ -624,6 +655,7 @@ def test_build_pipeline_runs_the_window_transform_it_is_given(export_dir):
         out = pipelines.build_pipeline(
             p,
             pipelines.replay(records, times, speed=600),
+            contract=CONTRACT,
             model=pipelines.SavedModelHandler(export_dir),
             mode="streaming",
             window=window_transform,
@@ -648,6 +680,7 @@ def test_build_pipeline_runs_the_window_transform_it_is_given(export_dir):
         pipelines.build_pipeline(
             beam.Pipeline(options=pipelines.options("streaming")),
             pipelines.replay(records, times),
+            contract=CONTRACT,
             model=pipelines.SavedModelHandler(export_dir),
             mode="streaming",
             window=pipelines.fixed_windows,  # the function, not the transform
@@ -670,6 +703,7 @@ def test_build_pipeline_runs_the_check_function_it_is_given(export_dir):
         out = pipelines.build_pipeline(
             p,
             pipelines.from_records(records),
+            contract=CONTRACT,
             model=pipelines.SavedModelHandler(export_dir),
             parse=learners_preprocess,
         )
@@ -695,31 +729,35 @@ def test_build_pipeline_runs_the_check_function_it_is_given(export_dir):
 
 def test_prediction_urls_for_each_api():
     local = "http://127.0.0.1:8501"
-    assert pipelines.prediction_url(local) == f"{local}/v1/models/babyweight:predict"
+    assert pipelines.prediction_url(local, "babyweight") == f"{local}/v1/models/babyweight:predict"
     assert (
-        pipelines.prediction_url(local, version=3)
+        pipelines.prediction_url(local, "babyweight", version=3)
         == f"{local}/v1/models/babyweight/versions/3:predict"
     )
     assert (
-        pipelines.prediction_url(local, project="p1", version="dnn", api="mlengine")
+        pipelines.prediction_url(local, "babyweight", "p1", "dnn", api="mlengine")
         == f"{local}/v1/projects/p1/models/babyweight/versions/dnn:predict"
     )
     assert (
-        pipelines.prediction_url(project="p1", api="mlengine")
+        pipelines.prediction_url(model="babyweight", project="p1", api="mlengine")
         == "https://ml.googleapis.com/v1/projects/p1/models/babyweight:predict"
     )
-    assert pipelines.prediction_url(project="p1", api="vertex", location="europe-west4") == (
+    assert pipelines.prediction_url(
+        model="babyweight", project="p1", api="vertex", location="europe-west4"
+    ) == (
         "https://europe-west4-aiplatform.googleapis.com/v1/projects/p1/locations/europe-west4"
         "/endpoints/babyweight:predict"
     )
     with pytest.raises(ValueError, match="needs the project"):
-        pipelines.prediction_url(local, api="mlengine")
+        pipelines.prediction_url(local, "m", api="mlengine")
     with pytest.raises(ValueError, match="traffic split"):
-        pipelines.prediction_url(local, project="p1", version=2, api="vertex")
+        pipelines.prediction_url(local, "m", "p1", 2, api="vertex")
     with pytest.raises(ValueError, match="unknown api 'grpc'"):
-        pipelines.prediction_url(local, api="grpc")
+        pipelines.prediction_url(local, "m", api="grpc")
     with pytest.raises(ValueError, match="needs the server's url"):
-        pipelines.prediction_url()
+        pipelines.prediction_url(model="m")
+    with pytest.raises(ValueError, match="name the deployed model"):
+        pipelines.prediction_url(local)
 
 
 def test_http_handler_calls_the_deployed_model_by_project_and_version(tmp_path):
@@ -750,7 +788,9 @@ def test_http_handler_calls_the_deployed_model_by_project_and_version(tmp_path):
             scale = 1.0 if version == 1 else 2.0  # no version: the newest (2)
 
             def build(p, handler=handler, scale=scale, label=api):
-                out = pipelines.build_pipeline(p, pipelines.from_records(records), model=handler)
+                out = pipelines.build_pipeline(
+                    p, pipelines.from_records(records), contract=CONTRACT, model=handler
+                )
                 assert_that(
                     out.predictions
                     | beam.Map(lambda r: (r["key"], round(r["predicted_weight_pounds"], 4))),
@@ -776,11 +816,16 @@ def test_http_handler_sends_the_callers_credentials():
             preds = [{"weight": [formula(**i)]} for i in body["instances"]]  # the course's shape
             self.send_json(200, {"predictions": preds})
 
-    row = pipelines.check(natality_records(1)[0])
+    row = CONTRACT.check(natality_records(1)[0])
     with LoopbackServer(Handler) as server:
         for credentials in (Credentials(token="a-token"), AnonymousCredentials(), None):
             handler = pipelines.HTTPModelHandler(
-                server.url, project="p1", version="dnn", api="mlengine", credentials=credentials
+                server.url,
+                project="p1",
+                version="dnn",
+                api="mlengine",
+                credentials=credentials,
+                contract=CONTRACT,
             )
             (result,) = handler.run_inference([row], handler.load_model())
             assert result.inference == pytest.approx(expected_weight(row), abs=1e-9)
@@ -803,6 +848,7 @@ def test_parquet_files_source(export_dir, run_dir):
         out = pipelines.build_pipeline(
             p,
             pipelines.from_parquet(str(folder / "part-*.parquet")),
+            contract=CONTRACT,
             model=pipelines.SavedModelHandler(export_dir),
             sink=sink,
         )
@@ -832,7 +878,7 @@ def test_parse_records_counts_its_input_and_batches_its_records_in_a_batch_run()
         records, dead, counts = (
             p
             | beam.Create(lines, reshuffle=False)
-            | pipelines.ParseRecords("csv", columns, count_as="records_in", batch_size=4)
+            | pipelines.ParseRecords(CONTRACT, "csv", columns, count_as="records_in", batch_size=4)
         )
         assert_that(
             records | "Sizes" >> beam.Map(len) | "MaxSize" >> beam.CombineGlobally(max),
@@ -850,16 +896,17 @@ def test_parse_records_counts_its_input_and_batches_its_records_in_a_batch_run()
 
 def test_predict_counts_the_predictions_of_pre_batched_records(export_dir):
     rows = natality_records(9, seed=3)
-    records = [pipelines.check(r) for r in rows]
+    records = [CONTRACT.check(r) for r in rows]
 
     def build(p):
         batches = p | beam.Create([records[:5], records[5:]], reshuffle=False)
         predictions, counts = batches | pipelines.Predict(
-            pipelines.SavedModelHandler(export_dir), count_as="predictions", batched=True
+            pipelines.SavedModelHandler(export_dir),
+            CONTRACT,
+            count_as="predictions",
+            batched=True,
         )
-        weights = predictions | beam.Map(
-            lambda r: (r["key"], round(r[pipelines.transforms.PREDICTION], 4))
-        )
+        weights = predictions | beam.Map(lambda r: (r["key"], round(r[CONTRACT.prediction], 4)))
         expected = [(r["key"], round(expected_weight(r), 4)) for r in records]
         assert_that(weights, equal_to(expected), label="Weights")
         total = counts | beam.CombinePerKey(sum)
@@ -874,8 +921,10 @@ def test_per_bundle_counting_and_batching_refuse_a_stream():
     p = beam.Pipeline(options=pipelines.options("streaming"))
     raw = p | stream
     with pytest.raises(ValueError, match="batch input"):
-        _ = raw | "Counted" >> pipelines.ParseRecords("csv", columns, count_as="records_in")
+        _ = raw | "Counted" >> pipelines.ParseRecords(
+            CONTRACT, "csv", columns, count_as="records_in"
+        )
     with pytest.raises(ValueError, match="batch input"):
-        _ = raw | "Batched" >> pipelines.ParseRecords("csv", columns, batch_size=8)
+        _ = raw | "Batched" >> pipelines.ParseRecords(CONTRACT, "csv", columns, batch_size=8)
     with pytest.raises(ValueError, match="batch_size must be a positive"):
-        pipelines.ParseRecords("csv", columns, batch_size=0)
+        pipelines.ParseRecords(CONTRACT, "csv", columns, batch_size=0)

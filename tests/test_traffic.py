@@ -270,14 +270,26 @@ def stream_sample():
     return s.stations, r
 
 
-def run(module, source, layout, folder, sink=None, mode="batch"):
+def run(module, source, layout, folder, store=None, mode="batch"):
+    """The library's pipeline with the lab's readings contract and feature transform."""
+    contract = module.readings_contract(module.station_index(layout))
+    sink = pipelines.Sink(folder=str(folder), table=None)
     with beam.Pipeline(options=pipelines.options(mode)) as p:
-        module.build_features(p, source, module.station_index(layout), sink=sink, folder=folder)
-    return json.loads((folder / "counts.json").read_text())
+        out = pipelines.build_pipeline(
+            p, source, contract, mode=mode, sink=sink, transform=module.Features()
+        )
+        if store is not None:
+            _ = out.rows | module.WriteToOnlineStore(store)
+    return pipelines.counts(sink)
 
 
-def frame(path) -> pd.DataFrame:
-    return pd.read_json(path, lines=True).sort_values(["station", "window_end"], ignore_index=True)
+def frame(folder, prefix="features") -> pd.DataFrame:
+    """The rows a run wrote to ``folder/<prefix>-*.jsonl``, in (station, window_end) order."""
+    parts = [pd.read_json(path, lines=True) for path in sorted(folder.glob(f"{prefix}-*.jsonl"))]
+    rows = pd.concat(parts, ignore_index=True)
+    if prefix != "features":
+        return rows
+    return rows.sort_values(["station", "window_end"], ignore_index=True)
 
 
 @pytest.fixture(scope="module")
@@ -289,28 +301,21 @@ def batch_and_stream(features_module, stream_sample, tmp_path_factory):
     times[10:10] = [times[10]] * 3
     out = tmp_path_factory.mktemp("traffic_pipeline")
     m = features_module
-    batch = run(
-        m,
-        pipelines.from_records(payloads, "json"),
-        layout,
-        out / "b",
-        m.FileSink(str(out / "b.jsonl")),
-    )
-    sink = m.OnlineStoreSink(str(out / "online.db"), str(out / "s.jsonl"))
+    batch = run(m, pipelines.from_records(payloads, "json"), layout, out / "b")
     stream = run(
         m,
         pipelines.replay(payloads, times, "json", tick=300, speed=1e5),
         layout,
         out / "s",
-        sink,
-        "streaming",
+        store=out / "online.db",
+        mode="streaming",
     )
     return {"batch": batch, "stream": stream, "dir": out, "payloads": payloads, "readings": r}
 
 
 def test_window_values_match_pandas(features_module, stream_sample, batch_and_stream):
     layout, r = stream_sample
-    got = frame(batch_and_stream["dir"] / "b.jsonl")
+    got = frame(batch_and_stream["dir"] / "b")
     want = pandas_features(r, layout)
     assert len(got) == len(want) > 0
     assert (
@@ -323,8 +328,8 @@ def test_window_values_match_pandas(features_module, stream_sample, batch_and_st
 
 
 def test_batch_and_streaming_features_are_equal(batch_and_stream):
-    b = frame(batch_and_stream["dir"] / "b.jsonl")
-    s = frame(batch_and_stream["dir"] / "s.jsonl")
+    b = frame(batch_and_stream["dir"] / "b")
+    s = frame(batch_and_stream["dir"] / "s")
     assert len(b) == len(s)
     assert (
         (
@@ -349,7 +354,7 @@ def test_dead_letter_accounting(batch_and_stream):
         assert counts["records_in"] == counts["readings"] + counts["dead_letters"], counts
         assert counts["dead_letters"] == bad + 3, counts
         folder = batch_and_stream["dir"] / ("b" if mode == "batch" else "s")
-        dead = pd.read_json(folder / "dead_letters.jsonl", lines=True)
+        dead = frame(folder, "dead_letters")
         assert len(dead) == counts["dead_letters"]
         reasons = " ".join(dead["reason"])
         assert (
@@ -358,7 +363,7 @@ def test_dead_letter_accounting(batch_and_stream):
 
 
 def test_online_store_keeps_the_latest_row(features_module, batch_and_stream, tmp_path):
-    b = frame(batch_and_stream["dir"] / "b.jsonl")
+    b = frame(batch_and_stream["dir"] / "b")
     store = features_module.OnlineStore(batch_and_stream["dir"] / "online.db")
     try:
         latest = b.groupby("station").tail(1).set_index("station")
@@ -386,20 +391,30 @@ def test_online_store_keeps_the_latest_row(features_module, batch_and_stream, tm
 
 
 def test_bad_readings_name_their_problem(features_module):
+    """The lab's readings contract, checked by the library: a good reading becomes the model's
+    input, each bad one a RecordError naming its problem, in a CSV line as in a dict."""
     stations = {features_module.location_key(32.9, -117.2, 5, "S"): 0}
+    contract = features_module.readings_contract(stations)
     good = {"TIMESTAMP": "2008-11-03 08:00:00", "LATITUDE": 32.9, "LONGITUDE": -117.2,
             "FREEWAY_ID": 5, "FREEWAY_DIR": "S", "LANE": 1, "SPEED": 55.0}  # fmt: skip
-    reading = features_module.check_reading(good, "dict", None, stations)
+    reading = contract.check(good)
     assert reading == {"station": 0, "LANE": 1, "SPEED": 55.0, "event_time": 1225699200.0}
+    columns = list(good)
+    line = ",".join(str(good[c]) for c in columns)
+    assert pipelines.check_csv_lines([line], columns, contract) == [reading]
     for change, reason in (
         ({"SPEED": None}, "SPEED is null"),
         ({"SPEED": -1.0}, "negative"),
         ({"LATITUDE": 10.0}, "unknown location"),
         ({"LANE": 12}, "LANE 12"),
+        ({"LANE": 1.5}, "LANE is not a whole number"),
         ({"TIMESTAMP": "soon"}, "TIMESTAMP"),
     ):
         with pytest.raises(pipelines.RecordError, match=reason):
-            features_module.check_reading({**good, **change}, "dict", None, stations)
+            contract.check({**good, **change})
+        bad = {**good, **change}
+        text = ",".join("" if bad[c] is None else str(bad[c]) for c in columns)
+        assert pipelines.check_csv_lines([text], columns, contract) == [None]  # the slow path
 
 
 def test_public_stand_in_table_answers_sql(run_dir):

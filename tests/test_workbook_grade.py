@@ -11,17 +11,19 @@ import xml.etree.ElementTree as ET
 
 import nbformat
 from fixtures.tinylab import NOTEBOOK, edit_cell, make_lab
-from prodml.workbook import grade, notebooks
+from prodml import grading
+from prodml.grading import blame, cli, merge
+from prodml.workbook import notebooks
 
 TODO1 = "NotImplementedError: TODO 1: return the sum of a and b"
 TODO2 = "NotImplementedError: TODO 2: return a list with every value multiplied by factor"
-NOT_DONE1 = f"TODO 1 not done (cell 8: {TODO1})"
-NOT_DONE2 = f"TODO 2 not done (cell 15: {TODO2})"
+NOT_DONE1 = f"TODO 1 not done (cell 7: {TODO1})"
+NOT_DONE2 = f"TODO 2 not done (cell 14: {TODO2})"
 
 
 def _args(*argv):
     parser = argparse.ArgumentParser()
-    grade.add_arguments(parser)
+    cli.add_arguments(parser)
     return parser.parse_args([str(a) for a in argv])
 
 
@@ -49,7 +51,7 @@ def _checks(report):
 def test_solution_scores_full_marks_with_json_and_junit(tmp_path, capsys):
     solution, _ = make_lab(tmp_path)
     args = _single(solution / NOTEBOOK, tmp_path)
-    assert grade.main(args) == 0
+    assert cli.main(args) == 0
     out = capsys.readouterr().out
     assert "total: 4/4 points" in out
     report = json.loads(args.json.read_text())
@@ -74,13 +76,13 @@ def test_solution_scores_full_marks_with_json_and_junit(tmp_path, capsys):
 def test_pristine_lab_scores_zero_and_names_the_todos(tmp_path, capsys):
     notebook = _student(tmp_path, pristine=True)
     args = _single(notebook, tmp_path)
-    assert grade.main(args) == 1
+    assert cli.main(args) == 1
     report = json.loads(args.json.read_text())
     assert report["solution"] == str(tmp_path / "solutions" / "tinylab" / NOTEBOOK)
     assert (report["points"], report["points_possible"]) == (0, 4)
     assert [(c["id"], c["status"], c["reason"]) for c in report["checks"]] == [
         ("check-add", "failed", NOT_DONE1),
-        ("check-doubled", "blocked", f"blocked by TODO 1 (cell 8: {TODO1})"),
+        ("check-doubled", "blocked", f"blocked by TODO 1 (cell 7: {TODO1})"),
         ("check-scale", "failed", NOT_DONE2),
     ]
     # one message per missing TODO, however many cells it breaks (the closing cell too)
@@ -95,10 +97,10 @@ def test_one_missing_todo_is_one_root_cause_and_blocks_its_dependants(tmp_path):
     solution, lab = make_lab(tmp_path)  # the lab's helper.py: TODO 1 left undone
     shutil.copy(solution / NOTEBOOK, lab / NOTEBOOK)
     shutil.copy(solution / "index.html", lab / "index.html")
-    report = grade.grade(lab / NOTEBOOK)
+    report = grading.grade(lab / NOTEBOOK)
     assert _checks(report) == {
         "check-add": (0, 2, "failed", NOT_DONE1),
-        "check-doubled": (0, 1, "blocked", f"blocked by TODO 1 (cell 8: {TODO1})"),
+        "check-doubled": (0, 1, "blocked", f"blocked by TODO 1 (cell 7: {TODO1})"),
         "check-scale": (1, 1, "passed", ""),
     }
     assert report.root_causes == [NOT_DONE1]
@@ -108,16 +110,16 @@ def test_a_check_failing_on_its_own_is_failed_and_an_exception_is_an_error(tmp_p
     notebook = _student(tmp_path)
     edit_cell(notebook, "sums", "sums = [0] * N")  # given code broken: the check's own failure
     edit_cell(notebook, "scale", "def scale(values, factor):\n    return values.missing")
-    report = grade.grade(notebook)
+    report = grading.grade(notebook)
     checks = _checks(report)
     assert checks["check-add"] == (2, 2, "passed", "")
     assert checks["check-doubled"][:3] == (0, 1, "error")
     assert checks["check-doubled"][3] == "AttributeError: 'list' object has no attribute 'missing'"
     assert checks["check-scale"][:3] == (0, 1, "error")
     assert report.root_causes == [
-        "cell 13: AttributeError: 'list' object has no attribute 'missing'",
-        "cell 15: AttributeError: 'list' object has no attribute 'missing'",
-        "cell 16: AttributeError: 'range' object has no attribute 'missing'",
+        "cell 12: AttributeError: 'list' object has no attribute 'missing'",
+        "cell 14: AttributeError: 'list' object has no attribute 'missing'",
+        "cell 15: AttributeError: 'range' object has no attribute 'missing'",
     ]
 
 
@@ -125,12 +127,12 @@ def test_the_hidden_checks_grade_the_html_page(tmp_path):
     notebook = _student(tmp_path)
     page = notebook.parent / "index.html"
     page.write_text(page.read_text().replace('<p id="answer">42</p>', ""))
-    report = grade.grade(notebook)
+    report = grading.grade(notebook)
     message = "AssertionError: TODO 3: index.html has no answer paragraph"
     assert _checks(report) == {
         "check-add": (2, 2, "passed", ""),
         "check-doubled": (1, 1, "passed", ""),
-        "check-scale": (0, 1, "failed", f"TODO 3 not done (cell 15: {message})"),
+        "check-scale": (0, 1, "failed", f"TODO 3 not done (cell 14: {message})"),
     }
 
 
@@ -142,7 +144,7 @@ def test_an_infinite_loop_is_stopped_at_the_cell_limit(tmp_path):
         "scale",
         "import signal\n\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\nwhile True:\n    pass",
     )
-    report = grade.grade(notebook, cell_timeout=3, total_timeout=120)
+    report = grading.grade(notebook, cell_timeout=3, total_timeout=120)
     reason = "not reached: a cell exceeded the 3 s cell time limit"
     assert report.stopped == "a cell exceeded the 3 s cell time limit"
     assert _checks(report) == {
@@ -156,21 +158,21 @@ def test_an_infinite_loop_is_stopped_at_the_cell_limit(tmp_path):
 def test_a_check_that_hangs_errors_with_the_time_limit(tmp_path):
     notebook = _student(tmp_path)
     edit_cell(notebook, "scale", "def scale(values, factor):\n    while True:\n        pass")
-    report = grade.grade(notebook, cell_timeout=3, total_timeout=120)
+    report = grading.grade(notebook, cell_timeout=3, total_timeout=120)
     limit = "a cell exceeded the 3 s cell time limit"
     assert _checks(report) == {
         "check-add": (2, 2, "passed", ""),
         "check-doubled": (0, 1, "error", limit),
         "check-scale": (0, 1, "not run", f"not reached: {limit}"),
     }
-    assert report.root_causes == [f"cell 13: {limit}"]
+    assert report.root_causes == [f"cell 12: {limit}"]
 
 
 def test_the_total_time_limit_stops_grading(tmp_path):
     notebook = _student(tmp_path)
     edit_cell(notebook, "check-add", "import time\n\ntime.sleep(600)")  # replaced by the original
     edit_cell(notebook, "scale", "import time\n\ntime.sleep(600)")
-    report = grade.grade(notebook, cell_timeout=300, total_timeout=8)
+    report = grading.grade(notebook, cell_timeout=300, total_timeout=8)
     assert report.stopped == "the total time limit of 8 s was reached"
     reason = "not reached: the total time limit of 8 s was reached"
     assert _checks(report) == {
@@ -185,23 +187,23 @@ def test_edited_and_deleted_checks_are_graded_with_the_originals(tmp_path):
     edit_cell(notebook, "check-scale", "assert True")
     edit_cell(notebook, "check-add", None)
     run_dir = tmp_path / "grading"
-    report = grade.grade(notebook, run_dir=run_dir)
+    report = grading.grade(notebook, run_dir=run_dir)
     checks = _checks(report)
     assert checks["check-add"] == (0, 2, "failed", f"TODO 1 not done (cell check-add: {TODO1})")
-    assert checks["check-scale"] == (0, 1, "failed", f"TODO 2 not done (cell 14: {TODO2})")
+    assert checks["check-scale"] == (0, 1, "failed", f"TODO 2 not done (cell 13: {TODO2})")
     (graded,) = run_dir.glob(f"grade-01_tinylab-*/graded_{NOTEBOOK}")
     ids = [cell.get("id") for cell in notebooks.read(graded).cells]
     assert ids[ids.index("hints-1") + 1] == "check-add"  # re-inserted where the solution has it
 
 
 def test_merge_puts_back_test_cells_by_id():
-    solution = notebooks.read(grade.solution_for(_fixture()))
+    solution = notebooks.read(merge.solution_for(_fixture()))
     student = notebooks.read(_fixture())
     ids = [c.id for c in student.cells]
     student.cells[ids.index("check-scale")].source = "assert True"
     del student.cells[ids.index("check-add")]
     del student.cells[ids.index("setup") : ids.index("hints-1") + 1]  # check-add's predecessors
-    merged = grade.merge_tests(student, solution)
+    merged = merge.merge_tests(student, solution)
     ids = [c.id for c in merged.cells]
     assert ids[ids.index("parameters") + 1] == "check-add"  # after the nearest kept cell
     assert merged.cells[ids.index("check-scale")].source.startswith("assert scale([1, 2], 3)")
@@ -211,19 +213,19 @@ def test_merge_puts_back_test_cells_by_id():
 def test_a_syntax_error_is_one_root_cause_for_the_checks_that_need_it(tmp_path):
     notebook = _student(tmp_path)
     edit_cell(notebook, "scale", "def scale(values, factor)\n    return values")
-    report = grade.grade(notebook)
+    report = grading.grade(notebook)
     checks = _checks(report)
     assert checks["check-add"] == (2, 2, "passed", "")
     assert [checks[c][2] for c in ("check-doubled", "check-scale")] == ["blocked", "blocked"]
-    assert checks["check-scale"][3].startswith("blocked by cell 11 (cell 11: SyntaxError: ")
+    assert checks["check-scale"][3].startswith("blocked by cell 10 (cell 10: SyntaxError: ")
     assert len(report.root_causes) == 1
-    assert report.root_causes[0].startswith("cell 11: SyntaxError: ")
+    assert report.root_causes[0].startswith("cell 10: SyntaxError: ")
 
 
 def test_a_dead_kernel_scores_zero_for_checks_not_reached(tmp_path):
     notebook = _student(tmp_path)
     edit_cell(notebook, "scale", "import os\n\nos.kill(os.getpid(), 9)")
-    report = grade.grade(notebook)
+    report = grading.grade(notebook)
     assert report.stopped == "the kernel died"
     assert _checks(report)["check-add"] == (2, 2, "passed", "")
     assert _checks(report)["check-scale"] == (0, 1, "not run", "not reached: the kernel died")
@@ -232,7 +234,7 @@ def test_a_dead_kernel_scores_zero_for_checks_not_reached(tmp_path):
 def test_bare_assert_reports_the_failing_line(tmp_path):
     notebook = _student(tmp_path)
     edit_cell(notebook, "scale", "def scale(values, factor):\n    return [0]")
-    report = grade.grade(notebook, smoke=False)
+    report = grading.grade(notebook, smoke=False)
     assert _checks(report)["check-scale"] == (
         0,
         1,
@@ -244,13 +246,13 @@ def test_bare_assert_reports_the_failing_line(tmp_path):
 def test_unreadable_notebook_and_missing_solution(tmp_path, capsys):
     notebook = _student(tmp_path)
     notebook.write_text("{not json")
-    report = grade.grade(notebook)
+    report = grading.grade(notebook)
     assert report.points == 0 and report.points_possible == 4
     assert all(c.reason.startswith("the notebook cannot be read") for c in report.checks)
     stray = tmp_path / "elsewhere" / NOTEBOOK
     stray.parent.mkdir()
     shutil.copy(_fixture(), stray)
-    assert grade.main(_single(stray, tmp_path)) == 2
+    assert cli.main(_single(stray, tmp_path)) == 2
     assert "not under labs/ or solutions/: pass --solution" in capsys.readouterr().out
 
 
@@ -284,7 +286,7 @@ def test_a_class_is_graded_in_one_batch_whatever_each_submission_does(tmp_path, 
         "--reports", reports, "--gradebook", gradebook,
         "--cell-timeout", 5, "--timeout", 90, "--memory", 1, "--max-output", 100_000,
     )  # fmt: skip
-    assert grade.main(args) == 0
+    assert cli.main(args) == 0
     assert f"graded 6 submission(s): {gradebook}" in capsys.readouterr().out
 
     rows = {row["student"]: row for row in csv.DictReader(gradebook.open())}
@@ -327,9 +329,9 @@ def test_a_class_needs_the_lab_and_distinct_folders(tmp_path, capsys):
     (tmp_path / "a" / "same").mkdir(parents=True)
     (tmp_path / "b" / "same").mkdir(parents=True)
     args = _args("--lab", solution, tmp_path / "a" / "same", tmp_path / "b" / "same")
-    assert grade.main(args) == 2
+    assert cli.main(args) == 2
     assert "two submissions are named same" in capsys.readouterr().out
-    assert grade.main(_args("--lab", tmp_path / "nowhere", tmp_path / "a")) == 2
+    assert cli.main(_args("--lab", tmp_path / "nowhere", tmp_path / "a")) == 2
     assert "expected one solution notebook" in capsys.readouterr().out
 
 
@@ -391,11 +393,11 @@ def test_a_stub_is_blamed_for_the_names_its_solution_defines():
         _ran("assert answer", "NameError: name 'answer' is not defined", "check-ask", test=True),
         _ran("assert body", "NameError: name 'body' is not defined", "check-body", test=True),
     ]
-    checks = {i: grade.Check(i, 1) for i in ("check-ask", "check-body")}
-    report = grade.Report("student.ipynb", "solution.ipynb", list(checks.values()))
+    checks = {i: grading.Check(i, 1) for i in ("check-ask", "check-body")}
+    report = grading.Report("student.ipynb", "solution.ipynb", list(checks.values()))
     cells = {c.id: n for n, c in enumerate(executed.cells, start=1)}
     solution = {"client": {"client"}, "body": {"body"}}
-    grade.analyse(executed, report, checks, cells, None, {2: {"check-ask"}}, solution)
+    blame.analyse(executed, report, cells, None, {2: {"check-ask"}}, solution)
     assert _checks(report) == {
         "check-ask": (0, 1, "failed", f"TODO 2 not done (cell 2: {stub})"),
         "check-body": (

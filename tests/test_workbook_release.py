@@ -236,3 +236,113 @@ def test_checks_on_given_code_may_carry_zero_points(tmp_path):
     next(c for c in nb.cells if c.id == "check-add").metadata["prodml"]["points"] = 0
     notebooks.write(nb, solution / NOTEBOOK)
     assert conventions.check_lab(solution) == []
+
+
+def _hints(solution, cell_id, text):
+    nb = notebooks.read(solution / NOTEBOOK)
+    next(c for c in nb.cells if c.id == cell_id).source = text
+    notebooks.write(nb, solution / NOTEBOOK)
+
+
+def test_hints_may_open_details_and_follow_their_todo(tmp_path):
+    solution, _ = make_lab(tmp_path)
+    # the header inside the <details> block, and the hints cell after the TODO's code cell
+    _hints(solution, "hints-2", "<details><summary>Scale a list</summary>\n\nthe idea\n</details>")
+    assert any("TODO 2 has no hints cell" in p for p in conventions.check_lab(solution))
+    _hints(
+        solution,
+        "hints-2",
+        "<details>\n<summary>**Hints for TODOs 2 and 3**</summary>\n\n"
+        "<details><summary>Hint 1: the idea</summary>\nA comprehension.\n</details>\n</details>",
+    )
+    nb = notebooks.read(solution / NOTEBOOK)
+    ids = [c.id for c in nb.cells]
+    hints = nb.cells.pop(ids.index("hints-2"))
+    nb.cells.insert(ids.index("scale"), hints)  # now right after the TODO's code cell
+    notebooks.write(nb, solution / NOTEBOOK)
+    assert conventions.check_lab(solution) == []
+
+
+def test_hints_must_be_collapsed(tmp_path):
+    solution, _ = make_lab(tmp_path)
+    _hints(solution, "hints-1", "**Hints for TODO 1**\n\nPython has an operator for adding.")
+    problems = conventions.check_lab(solution)
+    assert problems == [
+        "tinylab/helper.py:8: TODO 1's hints are not collapsed: after the first line, put each "
+        "hint in <details><summary>Hint 1: ...</summary> ... </details>"
+    ]
+    with pytest.raises(release.ReleaseError, match="TODO 1's hints are not collapsed"):
+        release.generate(solution.parent)
+
+
+@pytest.mark.parametrize(
+    ("hint", "named"),
+    [
+        ("<details><summary>Hint 1</summary>Try `math.fsum`.</details>", "'math.fsum'"),
+        ("<details><summary>Hint 1</summary>Call fsum(...) on them.</details>", "'fsum(...)'"),
+    ],
+)
+def test_hints_and_todo_text_must_not_name_the_solutions_calls(tmp_path, hint, named):
+    """A hint naming a call or an attribute chain of the solution's code is refused, naming the
+    TODO and the text; the plain idea ("an operator", "the math module") is not."""
+    solution, _ = make_lab(tmp_path)
+    _edit(solution / "helper.py", "    return a + b\n", "    return math.fsum((a, b))\n")
+    _edit(solution / "helper.py", '"""\n\n\ndef add', '"""\n\nimport math\n\n\ndef add')
+    assert conventions.check_lab(solution) == []  # the fixture's hints name no call
+    _hints(solution, "hints-1", f"**Hints for TODO 1**\n\n{hint}")
+    (problem,) = conventions.check_lab(solution)
+    assert problem.startswith("tinylab/helper.py:10: TODO 1's hints cell names " + named)
+    _hints(solution, "hints-1", "**Hints for TODO 1**\n\n" + hint.replace("fsum", "sum up"))
+    assert conventions.check_lab(solution) == []
+    _edit(solution / "helper.py", "# TODO 1: return the sum of a and b", "# TODO 1: use math.fsum")
+    (problem,) = conventions.check_lab(solution)
+    assert "TODO 1's comment names 'math.fsum'" in problem
+
+
+def test_an_unconverted_lab_is_reported_not_refused(tmp_path, monkeypatch, capsys):
+    solution, lab = make_lab(tmp_path)
+    _hints(solution, "hints-1", "**Hints for TODO 1**\n\nnot collapsed")
+    assert conventions.check_lab(solution) != []
+    waive = {"tinylab": frozenset({"collapsed-hints"})}
+    monkeypatch.setattr(conventions, "UNCONVERTED_LABS", waive)
+    assert conventions.check_lab(solution) == []
+    assert [w.split(":")[0] for w in conventions.waived(solution)] == [
+        "[collapsed-hints] tinylab/helper.py"
+    ]
+    args = Namespace(check=False, solutions=solution.parent, labs=lab.parent)
+    assert release.main(args) == 0
+    assert release.main(Namespace(**{**vars(args), "check": True})) == 0
+    assert "known:   tinylab: 1 problem(s) waived by conventions.UNCONVERTED_LABS" in (
+        capsys.readouterr().out
+    )
+
+
+def test_the_opening_cell_lists_the_todos_with_their_sections(tmp_path, capsys):
+    from prodml.workbook import opening
+
+    solution, lab = make_lab(tmp_path)
+    title = notebooks.read(solution / NOTEBOOK).cells[0].source
+    assert title.endswith(
+        "| TODO | section | file | goal |\n|---:|---|---|---|\n"
+        "| 1 | 1. Add numbers | `helper.py` | return the sum of a and b |\n"
+        "| 2 | 2. Scale a list | `01_tinylab.ipynb` | return a list with every value "
+        "multiplied by factor |\n"
+        '| 3 | 2. Scale a list | `index.html` | add a paragraph with id "answer" holding 42 |\n'
+        + opening.END
+    )
+    student = notebooks.read(lab / NOTEBOOK).cells[0].source  # the student's copy lists them too
+    assert student.split("<!--", 1)[1] == title.split("<!--", 1)[1]
+    # a renamed section makes the list stale: --check fails, release rewrites it
+    nb = notebooks.read(solution / NOTEBOOK)
+    next(c for c in nb.cells if c.id == "add-intro").source = "## 1. Sum two numbers"
+    notebooks.write(nb, solution / NOTEBOOK)
+    args = Namespace(check=True, solutions=solution.parent, labs=lab.parent)
+    assert release.main(args) == 1
+    assert "stale:   solutions/tinylab/01_tinylab.ipynb (Colab badge, setup cell or TODO list)" in (
+        capsys.readouterr().out
+    )
+    assert release.main(Namespace(**{**vars(args), "check": False})) == 0
+    assert "| 1 | 1. Sum two numbers | `helper.py` |" in (
+        notebooks.read(lab / NOTEBOOK).cells[0].source
+    )
+    assert release.main(args) == 0

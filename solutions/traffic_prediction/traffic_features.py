@@ -1,17 +1,20 @@
-"""Traffic features: one Apache Beam definition for the batch run over history and the stream.
+"""Traffic features: the lab's sliding-window transform, run by the workbook's pipeline.
 
-::
+The pipeline is the library's (``prodml.pipelines.build_pipeline``), one definition for the
+batch run over history and the stream; this file holds what is particular to traffic::
 
-    source -> ParseReadings -> lane_windows (the notebook's sliding-window transform)
-                   |                -> per location: average, slowest lane, alert -> sink
-                   \\-> dead letters (the record as it came, and why) -> dead_letters.jsonl
-    counts from the data: records_in = readings + dead_letters -> counts.json
+    source -> parse, check against readings_contract() -> dead letters, counts  (the library)
+           -> Features: LaneWindows (TODO 1) -> LocationFeatures                (this file)
+           -> the sink: files, a warehouse table (batch); WriteToOnlineStore (the stream)
 
-* ``lane_windows`` is a parameter (default :class:`LaneWindows`, the lab's TODO 1: readings
-  with event times in, one ``{(station, lane): average speed}`` per sliding window out).
-* Batch: :class:`WarehouseSink` loads every feature row into a warehouse table (training data).
-* Streaming: :class:`OnlineStoreSink` keeps the latest row per station in an
-  :class:`OnlineStore` (SQLite, the Bigtable role) and appends every fired row to a JSONL log.
+* :func:`readings_contract`: what a reading must hold (the record contract the library checks
+  each reading against): the sensor file's columns, a plausible SPEED, a known location (its
+  station) and the event time.
+* :class:`LaneWindows`, the lab's TODO 1: readings with event times in, one
+  ``{(station, lane): average speed}`` per sliding window out; :class:`LocationFeatures` turns
+  each into a feature row per location.
+* :class:`OnlineStore` keeps the latest row per station (SQLite, the Bigtable role);
+  :class:`WriteToOnlineStore` writes a stream's rows into it.
 
 A feature row: ``station``, ``window_end`` (seconds since the epoch; the window covers the
 readings stamped in ``[window_end - WINDOW_SECONDS, window_end)``), ``speed`` (the location's
@@ -23,23 +26,19 @@ course demo's alert, raised when it is above zero).
 from __future__ import annotations
 
 import datetime
-import json
-import math
 import sqlite3
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import apache_beam as beam
 import pandas as pd
 from apache_beam.transforms import window
-from prodml import pipelines, storage
+from prodml import pipelines
 
 WINDOW_SECONDS = 15 * 60
 PERIOD_SECONDS = 5 * 60
 FEATURES = ("station", "window_end", "speed", "lanes", "min_lane", "slow_lanes")
 LOCATION = ("LATITUDE", "LONGITUDE", "FREEWAY_ID", "FREEWAY_DIR")
-_REQUIRED = ("TIMESTAMP", *LOCATION, "LANE", "SPEED")
 
 
 def location_key(latitude, longitude, freeway, direction) -> tuple:
@@ -52,40 +51,6 @@ def station_index(stations: pd.DataFrame) -> dict[tuple, int]:
     return {
         location_key(r.LATITUDE, r.LONGITUDE, r.FREEWAY_ID, r.FREEWAY_DIR): int(r.station)
         for r in stations.itertuples()
-    }
-
-
-def check_reading(raw, fmt: str, columns: Sequence[str] | None, stations: Mapping) -> dict:
-    """One raw reading -> ``{station, LANE, SPEED, event_time}``; raises
-    ``pipelines.RecordError`` naming the problem (the dead letter's reason)."""
-    record = pipelines.parse(raw, fmt, columns)
-    missing = [c for c in _REQUIRED if c not in record]
-    if missing:
-        raise pipelines.RecordError(f"missing field(s) {missing}")
-    speed = record["SPEED"]
-    if speed is None or (isinstance(speed, str) and speed.strip() == ""):
-        raise pipelines.RecordError("SPEED is null")
-    try:
-        speed = float(speed)
-        lane = int(float(record["LANE"]))
-        key = location_key(*(record[c] for c in LOCATION))
-    except (TypeError, ValueError) as err:
-        raise pipelines.RecordError(f"not a number: {err}") from None
-    if math.isnan(speed):
-        raise pipelines.RecordError("SPEED is null")
-    if speed < 0:
-        raise pipelines.RecordError(f"SPEED {speed:g} is negative (a detector error code)")
-    if not 0 < speed < 150:
-        raise pipelines.RecordError(f"SPEED {speed:g} is out of range (0, 150) mph")
-    if key not in stations:
-        raise pipelines.RecordError(f"unknown location {key}")
-    if not 1 <= lane <= 8:
-        raise pipelines.RecordError(f"LANE {lane} is out of range 1..8")
-    return {
-        "station": stations[key],
-        "LANE": lane,
-        "SPEED": speed,
-        "event_time": event_seconds(record["TIMESTAMP"]),
     }
 
 
@@ -105,33 +70,60 @@ def event_seconds(value) -> float:
     return value.timestamp()
 
 
-class _Parse(beam.DoFn):
-    def __init__(self, fmt, columns, stations):
-        self.fmt, self.columns, self.stations = fmt, columns, dict(stations)
+def speed(value) -> float:
+    """A reading's SPEED in mph; a null, a detector's negative error code or an implausible
+    speed is refused with that reason."""
+    if value is None:
+        raise pipelines.RecordError("SPEED is null")
+    try:
+        mph = float(value)
+    except (TypeError, ValueError):
+        raise pipelines.RecordError(f"SPEED is not a number: {value!r}") from None
+    if mph != mph:
+        raise pipelines.RecordError("SPEED is null")
+    if mph < 0:
+        raise pipelines.RecordError(f"SPEED {mph:g} is negative (a detector error code)")
+    if not 0 < mph < 150:
+        raise pipelines.RecordError(f"SPEED {mph:g} is out of range (0, 150) mph")
+    return mph
 
-    def process(self, raw):
-        try:
-            reading = check_reading(raw, self.fmt, self.columns, self.stations)
-        except pipelines.RecordError as err:
-            text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
-            record = text if isinstance(text, str) else json.dumps(text, default=str)
-            yield beam.pvalue.TaggedOutput("dead", {"record": record, "reason": str(err)})
-            return
-        yield window.TimestampedValue(reading, reading["event_time"])
 
+def readings_contract(stations: Mapping) -> pipelines.RecordContract:
+    """The record contract of a sensor reading, for the library's pipeline: the file's columns
+    checked (SPEED by :func:`speed`, LANE 1..8), the ``station`` its location is known by in
+    ``stations`` (:func:`station_index`), and its ``event_time`` (:func:`event_seconds`).
+    The checked reading is ``{station, LANE, SPEED, event_time}``, stamped with its event time;
+    the pipeline's rows are :data:`FEATURES`."""
+    known = dict(stations)
 
-class ParseReadings(beam.PTransform):
-    """Raw readings -> (readings stamped with their event time, dead letters)."""
+    def station(latitude, longitude, freeway, direction) -> int:
+        key = location_key(latitude, longitude, freeway, direction)
+        if key not in known:
+            raise pipelines.RecordError(f"unknown location {key}")
+        return known[key]
 
-    def __init__(self, fmt: str, columns, stations: Mapping):
-        super().__init__()
-        self.fmt, self.columns, self.stations = fmt, columns, stations
-
-    def expand(self, raw):
-        out = raw | beam.ParDo(_Parse(self.fmt, self.columns, self.stations)).with_outputs(
-            "dead", main="readings"
-        )
-        return out.readings, out.dead
+    return pipelines.RecordContract(
+        name="traffic",
+        fields=(
+            pipelines.Field("TIMESTAMP", kind="text"),
+            pipelines.Field("LATITUDE"),
+            pipelines.Field("LONGITUDE"),
+            pipelines.Field("FREEWAY_ID", kind="integer"),
+            pipelines.Field("FREEWAY_DIR", kind="text"),
+            pipelines.Field("LANE", kind="integer", range=(1, 8)),
+            pipelines.Field("SPEED", parse=speed, required=False),
+        ),
+        derived=(
+            pipelines.Derived("station", LOCATION, station),
+            pipelines.Derived("event_time", ("TIMESTAMP",), event_seconds),
+        ),
+        features=("station", "LANE", "SPEED"),
+        key=None,
+        event_time="event_time",
+        records="readings",
+        rows="features",
+        row_columns=FEATURES,
+    )
 
 
 class LaneMeans(beam.CombineFn):
@@ -216,7 +208,25 @@ class LocationFeatures(beam.PTransform):
         return lane_averages | "Rows" >> beam.ParDo(_Locations())
 
 
-# ------------------------------------------------------------------------------------ sinks
+class Features(beam.PTransform):
+    """Checked readings -> feature rows: ``lane_windows`` (default :class:`LaneWindows`, your
+    TODO 1) then :class:`LocationFeatures`. The library's pipeline runs it as its
+    ``transform``."""
+
+    def __init__(self, lane_windows: beam.PTransform | None = None):
+        super().__init__()
+        self.lane_windows = LaneWindows() if lane_windows is None else lane_windows
+        if not isinstance(self.lane_windows, beam.PTransform):
+            raise TypeError(
+                f"lane_windows must be a beam.PTransform, got {type(self.lane_windows).__name__}"
+            )
+
+    def expand(self, readings):
+        lanes = readings | "LaneWindows" >> self.lane_windows
+        return lanes | "PerLocation" >> LocationFeatures()
+
+
+# ------------------------------------------------------------------------------ the online store
 
 
 class OnlineStore:
@@ -266,9 +276,14 @@ class OnlineStore:
         self._con.close()
 
 
-class _AppendJsonl(beam.DoFn):
-    def __init__(self, path):
+class _StoreRows(beam.DoFn):
+    """A bundle's rows into the online store, in one transaction."""
+
+    def __init__(self, path: str):
         self.path = path
+
+    def setup(self):
+        self.store = OnlineStore(self.path)
 
     def start_bundle(self):
         self.rows = []
@@ -278,132 +293,19 @@ class _AppendJsonl(beam.DoFn):
 
     def finish_bundle(self):
         if self.rows:
-            with open(self.path, "a") as f:
-                f.writelines(json.dumps(r) + "\n" for r in self.rows)
-        self.rows = []
-
-
-class _StoreRows(_AppendJsonl):
-    """A bundle's rows into the online store, then appended to the log like any JSONL file."""
-
-    def __init__(self, store_path: str, log_path: str):
-        super().__init__(log_path)
-        self.store_path = store_path
-
-    def setup(self):
-        self.store = OnlineStore(self.store_path)
-
-    def finish_bundle(self):
-        if self.rows:
             self.store.put(self.rows)
-        super().finish_bundle()
+        self.rows = []
 
     def teardown(self):
         self.store.close()
 
 
-@dataclass
-class OnlineStoreSink:
-    """Streaming: the latest row per station in ``store`` (SQLite), every row in ``log``."""
+class WriteToOnlineStore(beam.PTransform):
+    """Feature rows -> the :class:`OnlineStore` at ``path`` (the latest row per station)."""
 
-    store: str
-    log: str
+    def __init__(self, path: str | Path):
+        super().__init__()
+        self.path = str(path)
 
-    def write(self, features):
-        return features | "ToOnlineStore" >> beam.ParDo(_StoreRows(self.store, self.log))
-
-
-@dataclass
-class FileSink:
-    """Every feature row appended to the JSONL file ``path`` (for looking at a run's rows)."""
-
-    path: str
-
-    def write(self, features):
-        return features | "ToFile" >> beam.ParDo(_AppendJsonl(str(self.path)))
-
-
-class _LoadTable(beam.DoFn):
-    def __init__(self, table):
-        self.table = table
-
-    def process(self, rows):
-        from google.cloud import bigquery
-        from prodml import warehouse
-
-        frame = pd.DataFrame(rows, columns=list(FEATURES)).sort_values(["station", "window_end"])
-        config = bigquery.LoadJobConfig(write_disposition="WRITE_TRUNCATE")
-        warehouse.client().load_table_from_dataframe(frame, self.table, job_config=config).result()
-        yield len(frame)
-
-
-@dataclass
-class WarehouseSink:
-    """Batch: every feature row into the warehouse table ``table`` (replacing it)."""
-
-    table: str = "traffic.features"
-
-    def write(self, features):
-        return (
-            features
-            | "OneWindow" >> beam.WindowInto(window.GlobalWindows())  # one load, not one per window
-            | "AllRows" >> beam.CombineGlobally(beam.combiners.ToListCombineFn()).without_defaults()
-            | "LoadTable" >> beam.ParDo(_LoadTable(self.table))
-        )
-
-
-class _WriteCounts(beam.DoFn):
-    def __init__(self, path):
-        self.path = path
-
-    def process(self, counts):
-        Path(self.path).write_text(json.dumps(counts, sort_keys=True) + "\n")
-        yield counts
-
-
-@dataclass
-class Outputs:
-    features: beam.PCollection
-    dead_letters: beam.PCollection
-    counts: beam.PCollection  #: one dict: records_in, readings, dead_letters
-
-
-def build_features(
-    p: beam.Pipeline,
-    source: pipelines.Source,
-    stations: Mapping,
-    lane_windows: beam.PTransform | None = None,
-    sink=None,
-    folder: str | Path | None = None,
-) -> Outputs:
-    """Add the feature pipeline to ``p``. ``stations`` maps a location key to its station id
-    (:func:`station_index`); ``lane_windows`` (default :class:`LaneWindows`) turns readings
-    (dicts with station, LANE, SPEED, stamped with their event time) into one
-    ``{(station, lane): average speed}`` per window; ``sink`` is a :class:`WarehouseSink` (batch), an :class:`OnlineStoreSink`
-    (streaming) or None; ``folder`` gets ``dead_letters.jsonl`` and ``counts.json``."""
-    if not isinstance(source, pipelines.Source):
-        raise TypeError(f"source must be a prodml.pipelines.Source, got {type(source).__name__}")
-    lane_windows = LaneWindows() if lane_windows is None else lane_windows
-    if not isinstance(lane_windows, beam.PTransform):
-        raise TypeError(
-            f"lane_windows must be a beam.PTransform, got {type(lane_windows).__name__}"
-        )
-    raw = p | "Read" >> source.transform
-    readings, dead = raw | "Parse" >> ParseReadings(source.fmt, source.columns, stations)
-    if source.streaming:  # dead letters are never late: a pane per arrival
-        dead = dead | "DeadLetterPanes" >> beam.WindowInto(
-            window.GlobalWindows(),
-            trigger=beam.trigger.AfterWatermark(early=beam.trigger.AfterCount(1)),
-            accumulation_mode=beam.trigger.AccumulationMode.DISCARDING,
-        )
-    lanes = readings | "LaneWindows" >> lane_windows
-    features = lanes | "PerLocation" >> LocationFeatures()
-    counts = pipelines.count_elements(p, records_in=raw, readings=readings, dead_letters=dead)
-    if sink is not None:
-        sink.write(features)
-    if folder is not None:
-        folder = str(folder)
-        storage.filesystem(folder).makedirs(folder, exist_ok=True)
-        _ = dead | "WriteDeadLetters" >> beam.ParDo(_AppendJsonl(f"{folder}/dead_letters.jsonl"))
-        _ = counts | "WriteCounts" >> beam.ParDo(_WriteCounts(f"{folder}/counts.json"))
-    return Outputs(features, dead, counts)
+    def expand(self, rows):
+        return rows | "ToOnlineStore" >> beam.ParDo(_StoreRows(self.path))

@@ -1,8 +1,14 @@
-"""prodml: the plumbing behind the Production ML Systems workbook.
+"""prodml: the helper package of the Production ML Systems workbook, in three tiers.
 
-Notebooks teach the real libraries (BigQuery's client, Keras, Apache Beam, REST calls, Airflow);
-this package only decides which backend answers, where files go, makes synthetic stand-ins for
-public data sets, starts and stops local servers, and carries the workbook's own tooling.
+1. Plumbing the lessons do not need to see: which backend answers (``config``, ``warehouse``,
+   ``storage``), servers (``serving``, ``orchestration``), SavedModels on disk
+   (``savedmodel``), and the workbook's own tooling (``workbook``, ``grading``, ``cli``).
+2. A course library the lessons call and explain: the stand-in data sets (``datasets``), the
+   course's model (``babyweight``), record contracts (``contracts``), Beam pipelines for any
+   contract (``pipelines``), validation (``validation``), the course's DAGs (``dags``).
+3. Never the lesson itself: what a section or a lab teaches is code in its cells.
+
+docs/ARCHITECTURE.md says which module sits where and what each may import.
 """
 
 __version__ = "0.1.0"

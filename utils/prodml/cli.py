@@ -20,7 +20,7 @@ COMMANDS = {
     ),
     "todo": ("prodml.workbook.todo", "list the TODOs left in a lab"),
     "grade": (
-        "prodml.workbook.grade",
+        "prodml.grading.cli",
         "grade a lab notebook against its solution, or a class's submissions (--lab)",
     ),
     "serve": (

@@ -12,23 +12,22 @@ from __future__ import annotations
 import os
 import sqlite3
 import subprocess
-import sys
 from pathlib import Path
 
-from prodml import config
+from prodml import config, environments
 
 DAGS_FOLDER = Path(__file__).resolve().parent / "dags"
 
 
 def airflow_bin() -> str:
-    """The ``airflow`` command of this Python environment."""
-    candidate = Path(sys.executable).with_name("airflow")
-    if candidate.is_file():
-        return str(candidate)
-    raise FileNotFoundError(
-        f"no airflow command next to {sys.executable}: install apache-airflow "
-        "(it is in the workbook's dependencies: pip install -e .)"
-    )
+    """The ``airflow`` command: this Python environment's, or on Colab the separate
+    environment's that the setup cell installed Airflow into (:mod:`prodml.environments`)."""
+    return environments.command("airflow")
+
+
+def airflow_python() -> str:
+    """The Python of the environment that runs Airflow (for a script that imports it)."""
+    return environments.python_for("airflow")
 
 
 def airflow_home() -> Path:
@@ -109,4 +108,12 @@ def _tail(done: subprocess.CompletedProcess, lines: int = 40) -> str:
     return "\n".join(text.splitlines()[-lines:])
 
 
-__all__ = ["DAGS_FOLDER", "airflow_bin", "airflow_home", "airflow_env", "check", "task_states"]
+__all__ = [
+    "DAGS_FOLDER",
+    "airflow_bin",
+    "airflow_python",
+    "airflow_home",
+    "airflow_env",
+    "check",
+    "task_states",
+]

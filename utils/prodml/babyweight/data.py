@@ -1,8 +1,9 @@
 """The babyweight data: the course's query, its train/eval split, and its feature handling.
 
 One mapping from natality columns to model features, used by every consumer (the trainer here,
-the Beam prediction pipeline, the front-end): :func:`gender` and :func:`plurality` turn one
-value into the string the model takes, :func:`features` does a whole record (a dict, as Beam
+the Beam prediction pipeline, the front-end): :func:`gender` and :func:`plurality` (defined with
+the feature contract, :mod:`prodml.babyweight.contract`) turn one value into the string the
+model takes, :func:`features` does a whole record (a dict, as Beam
 and Flask see it) and :func:`preprocess` a whole DataFrame (as the trainer sees it), both
 through those two functions. :func:`augment` adds the course's "no ultrasound" copy of the rows.
 """
@@ -17,25 +18,34 @@ import pandas as pd
 from prodml.babyweight.contract import (
     CLEAN_CONDITIONS,
     FEATURES,
+    GENDERS,
     LABEL,
+    MULTIPLE,
     NUMERIC_FEATURES,
+    PLURALITIES,
     REQUIRED,
     TABLE,
+    UNKNOWN,
+    gender,
+    plurality,
 )
 
-#: plurality 1..5 as the course spells it, then the value used when the count is unknown.
-PLURALITIES = (
-    "Single(1)",
-    "Twins(2)",
-    "Triplets(3)",
-    "Quadruplets(4)",
-    "Quintuplets(5)",
-    "Multiple(2+)",
-)
-MULTIPLE = PLURALITIES[-1]
-#: is_male as the model takes it; 'Unknown' when there was no ultrasound.
-GENDERS = ("True", "False", "Unknown")
-UNKNOWN = GENDERS[-1]
+__all__ = [
+    "GENDERS",
+    "HASHMONTH",
+    "MULTIPLE",
+    "PLURALITIES",
+    "SPLITS",
+    "UNKNOWN",
+    "augment",
+    "features",
+    "gender",
+    "plurality",
+    "preprocess",
+    "query",
+    "read",
+    "to_dataset",
+]
 
 SPLITS = ("train", "eval")
 #: The course's split: hash the (year, month) pair so that a month never lands in both splits.
@@ -93,44 +103,6 @@ def read(split: str, limit: int | None = None, client=None, table: str = TABLE) 
             "(prodml.datasets.natality.load())"
         )
     return df
-
-
-def gender(is_male) -> str:
-    """is_male as the model takes it: True -> 'True', False -> 'False', missing -> 'Unknown'.
-
-    Strings already in :data:`GENDERS` pass through unchanged.
-    """
-    if isinstance(is_male, str):
-        if is_male in GENDERS:
-            return is_male
-        raise ValueError(f"is_male must be True, False or one of {GENDERS}, got {is_male!r}")
-    if isinstance(is_male, bool):  # the common case first: a pipeline calls this per record
-        return "True" if is_male else "False"
-    if is_male is None or (np.ndim(is_male) == 0 and pd.isna(is_male)):
-        return UNKNOWN
-    if isinstance(is_male, bool | np.bool_) or is_male in (0, 1):
-        return "True" if bool(is_male) else "False"
-    raise ValueError(f"is_male must be True, False or one of {GENDERS}, got {is_male!r}")
-
-
-def plurality(count, is_male=True) -> str:
-    """Plurality as the model takes it: 1 -> 'Single(1)', ..., 5 -> 'Quintuplets(5)'.
-
-    When the gender is unknown (no ultrasound) a count above 1 is only known as
-    'Multiple(2+)', as in the course's augmentation and front-end. Strings already in
-    :data:`PLURALITIES` pass through unchanged.
-    """
-    if isinstance(count, str):
-        if count in PLURALITIES:
-            return count
-        raise ValueError(f"plurality must be 1..5 or one of {PLURALITIES}, got {count!r}")
-    if type(count) is not int and (isinstance(count, bool) or pd.isna(count)):
-        raise ValueError(f"plurality must be an integer 1..5, got {count!r}")
-    if count not in range(1, 6):
-        raise ValueError(f"plurality must be an integer 1..5, got {count!r}")
-    if int(count) > 1 and gender(is_male) == UNKNOWN:
-        return MULTIPLE
-    return PLURALITIES[int(count) - 1]
 
 
 def features(record: Mapping) -> dict:

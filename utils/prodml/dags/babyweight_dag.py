@@ -16,6 +16,14 @@ short-circuit task: when it returns False, ``deploy_model`` is skipped and the s
 keeps its current version. (On Composer the same gate is a ``ShortCircuitOperator``, the
 TaskFlow ``@task.short_circuit`` here.)
 
+Each DAG run is one MLflow run (experiment ``babyweight_pipeline`` in the run folder's store,
+when MLflow is installed): ``train_model`` opens it with the run's settings, the data it read
+(the exported file, its row count and content digest), the metrics of each epoch and the model,
+registered as a new version of ``babyweight``; ``release_gate`` adds both RMSEs and its
+decision, and moves the registry's alias: ``champion`` to a version that passes, ``challenger``
+to one that does not. ``prodml serve --model babyweight=models:/babyweight@champion`` then
+serves the released one.
+
 Run settings come from the DAG run's conf (``airflow dags test ... --conf '{"rows": 4000}'``):
 ``rows`` (rows queried, default 4000), ``epochs`` (default 1) and ``margin`` (lb of RMSE the
 new model may lose against the deployed one, default 0.05).
@@ -28,6 +36,9 @@ from airflow.sdk import dag, get_current_context, task
 
 DAG_ID = "babyweight_pipeline"
 TRAINING_TABLE = "babyweight.training_data"
+#: the registered model each trained version joins, and the aliases the gate moves
+MODEL_NAME = "babyweight"
+PASSED_ALIAS, FAILED_ALIAS = "champion", "challenger"
 
 
 def _conf(name, default):
@@ -70,26 +81,54 @@ def export_to_storage(table: str) -> str:
     return uri
 
 
+def _settings() -> dict:
+    """The run's settings as the DAG reads them (conf or default), logged as the run's params."""
+    return {
+        "rows": int(_conf("rows", 4000)),
+        "epochs": int(_conf("epochs", 1)),
+        "margin": float(_conf("margin", 0.05)),
+    }
+
+
 @task
-def train_model(data_uri: str) -> str:
-    """Training-job step: train on the exported file (hashmonth < 3 train, = 3 eval), export."""
+def train_model(data_uri: str) -> dict:
+    """Training-job step: train on the exported file (hashmonth < 3 train, = 3 eval), export;
+    with MLflow, log the run (settings, data, metrics per epoch) and register the export."""
     import pandas as pd
 
-    from prodml import storage
+    from prodml import storage, tracking
     from prodml.babyweight import task as trainer
 
     with storage.filesystem(data_uri).open(data_uri) as f:
         frame = pd.read_csv(f)
     train_df, eval_df = frame[frame.hashmonth < 3], frame[frame.hashmonth == 3]
     print(f"training on {len(train_df)} rows, evaluating on {len(eval_df)}")
-    model, _ = trainer.train(
-        train_df, eval_df, epochs=int(_conf("epochs", 1)), batch_size=256, verbose=2
-    )
-    print(f"eval RMSE {trainer.rmse(model, eval_df):.3f} lb")
-    output_dir = data_uri.rsplit("/", 1)[0] + "/model"
-    export_path = trainer.export(model, f"{output_dir}/export")
-    print(f"exported {export_path}")
-    return export_path
+    settings, run_id, on = _settings(), get_current_context()["run_id"], tracking.enabled()
+    with trainer.tracked_run(on, DAG_ID, f"{DAG_ID}/{run_id}", settings) as run:
+        callbacks = []
+        if on:
+            import mlflow
+            from mlflow.keras import MlflowCallback
+
+            mlflow.set_tags({"airflow.dag_id": DAG_ID, "airflow.run_id": run_id})
+            for split, rows in (("training", train_df), ("validation", eval_df)):
+                tracking.log_dataframe(rows, f"{TRAINING_TABLE}.{split}", split, uri=data_uri)
+            callbacks.append(MlflowCallback())  # each epoch's metrics
+        model, _ = trainer.train(
+            train_df, eval_df, epochs=settings["epochs"], batch_size=256, verbose=2,
+            callbacks=callbacks,
+        )  # fmt: skip
+        rmse = trainer.rmse(model, eval_df)
+        print(f"eval RMSE {rmse:.3f} lb")
+        export_path = trainer.export(model, data_uri.rsplit("/", 1)[0] + "/model/export")
+        print(f"exported {export_path}")
+        trained = {"export_path": export_path, "run_id": None, "model_version": None}
+        if on:
+            mlflow.log_metric("eval_rmse", rmse)
+            version = tracking.log_savedmodel(export_path, MODEL_NAME)
+            trained.update(run_id=run.info.run_id, model_version=int(version.version))
+            print(f"registered {MODEL_NAME} version {version.version} (run {run.info.run_id})")
+    return trained
 
 
 def _eval_rmse(export_path: str, eval_df) -> float:
@@ -105,8 +144,59 @@ def _eval_rmse(export_path: str, eval_df) -> float:
     return float(np.sqrt(np.mean(errors**2)))
 
 
+def decide(new_rmse: float, deployed_rmse: float | None, margin: float) -> tuple[bool, str]:
+    """The gate's decision, in one place: (release?, why). The new model goes out when
+    nothing is deployed yet, or when its RMSE is at most the deployed one's + ``margin``."""
+    if deployed_rmse is None:
+        return True, f"new model RMSE {new_rmse:.3f} lb, nothing deployed yet -> release"
+    passed = new_rmse <= deployed_rmse + margin
+    verdict = "release" if passed else "BLOCKED, deploy skipped"
+    return passed, (
+        f"new model RMSE {new_rmse:.3f} lb vs deployed {deployed_rmse:.3f} lb "
+        f"(margin {margin:.3f}) -> {verdict}"
+    )
+
+
+def _record_decision(trained: dict, passed: bool, new: float, old: float | None) -> None:
+    """The decision into the DAG run's MLflow run, and the registry's alias moved to the
+    version: ``champion`` when it passed, ``challenger`` when it did not."""
+    if trained.get("run_id") is None:
+        return  # tracking off: nothing to record
+    import mlflow
+
+    from prodml import tracking
+
+    tracking.use(experiment=None)
+    alias = PASSED_ALIAS if passed else FAILED_ALIAS
+    client, run_id = mlflow.MlflowClient(), trained["run_id"]
+    client.log_metric(run_id, "gate_new_rmse", new)
+    client.log_metric(run_id, "gate_passed", float(passed))
+    if old is not None:
+        client.log_metric(run_id, "gate_deployed_rmse", old)
+    client.set_tag(run_id, "gate.decision", alias)
+    client.set_registered_model_alias(MODEL_NAME, alias, str(trained["model_version"]))
+    print(f"gate: {MODEL_NAME} version {trained['model_version']} is now @{alias}")
+
+
+def _record_safeness(trained: dict, report) -> None:
+    """The safeness verdict into the DAG run's MLflow run. An unsafe version gets no alias:
+    neither ``champion`` nor ``challenger`` (a canary deploys the challenger), only its tags."""
+    if trained.get("run_id") is None:
+        return  # tracking off: nothing to record
+    import mlflow
+
+    from prodml import tracking
+
+    tracking.use(experiment=None)
+    client, run_id = mlflow.MlflowClient(), trained["run_id"]
+    client.log_metric(run_id, "gate_safe", float(report.passed))
+    client.set_tag(run_id, "gate.safeness", "safe" if report.passed else "; ".join(report.reasons)[:4000])
+    if not report.passed:
+        client.set_tag(run_id, "gate.decision", "unsafe")
+
+
 @task.short_circuit
-def safeness_gate(export_path: str) -> bool:
+def safeness_gate(trained: dict) -> bool:
     """Safeness step: the new model in a fresh ``prodml serve`` process, probed; its signatures
     compared with the deployed version's. False skips the release gate and ``deploy_model``."""
     from prodml import savedmodel, storage
@@ -114,16 +204,17 @@ def safeness_gate(export_path: str) -> bool:
 
     base = storage.path("models", "babyweight")
     deployed = savedmodel.latest(base) if savedmodel.versions(base) else None
-    report = safeness.check(export_path, reference=deployed)
+    report = safeness.check(trained["export_path"], reference=deployed)
     print(report.summary())
+    _record_safeness(trained, report)
     return report.passed
 
 
 @task.short_circuit
-def release_gate(export_path: str, data_uri: str) -> bool:
+def release_gate(trained: dict, data_uri: str) -> bool:
     """Test step: the new model may go out only if its eval RMSE is at most the deployed
     model's + ``margin`` on the same eval rows (nothing deployed yet: it goes out). False skips
-    ``deploy_model``."""
+    ``deploy_model``. The decision is logged and moves the registry's alias."""
     import pandas as pd
 
     from prodml import savedmodel, storage
@@ -133,25 +224,17 @@ def release_gate(export_path: str, data_uri: str) -> bool:
     eval_df = frame[frame.hashmonth == 3]
     if eval_df.empty:
         raise ValueError(f"{data_uri} has no eval rows (hashmonth = 3): nothing to gate on")
-    margin = float(_conf("margin", 0.05))
-    new = _eval_rmse(export_path, eval_df)
+    new = _eval_rmse(trained["export_path"], eval_df)
     base = storage.path("models", "babyweight")
-    if not savedmodel.versions(base):
-        print(f"gate: new model RMSE {new:.3f} lb, nothing deployed yet -> release")
-        return True
-    deployed = savedmodel.latest(base)
-    old = _eval_rmse(str(deployed), eval_df)
-    passed = new <= old + margin
-    verdict = "release" if passed else "BLOCKED, deploy skipped"
-    print(
-        f"gate: new model RMSE {new:.3f} lb vs deployed {old:.3f} lb "
-        f"(margin {margin:.3f}) on {len(eval_df)} eval rows -> {verdict}"
-    )
+    old = _eval_rmse(str(savedmodel.latest(base)), eval_df) if savedmodel.versions(base) else None
+    passed, why = decide(new, old, _settings()["margin"])
+    print(f"gate: {why} on {len(eval_df)} eval rows")
+    _record_decision(trained, passed, new, old)
     return passed
 
 
 @task
-def deploy_model(export_path: str) -> str:
+def deploy_model(trained: dict) -> str:
     """Deploy step: copy the export into the serving base path as a new version.
 
     TF Serving (and ``prodml serve``) serve the highest numbered version under the base path
@@ -159,6 +242,7 @@ def deploy_model(export_path: str) -> str:
     """
     from prodml import savedmodel, storage
 
+    export_path = trained["export_path"]
     fs = storage.filesystem(export_path)
     base = storage.path("models", "babyweight")
     fs.makedirs(base, exist_ok=True)

@@ -1,5 +1,5 @@
-"""Loading a generated dataset into the local warehouse once: what natality's and traffic's
-``load()`` share.
+"""What the generators share: loading a generated dataset into the local warehouse once
+(natality's and traffic's ``load()``), and the fingerprint that pins a frame's determinism.
 
 A marker file under the run folder (``datasets/<name>.json``) records, per warehouse file and
 table, the arguments the rows were generated with and how many were loaded; the next call with
@@ -8,8 +8,23 @@ the same arguments finds the table holding that many rows and loads nothing.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable
+
+import pandas as pd
+
+__all__ = [
+    "fingerprint",
+    "load_once",
+]
+
+
+def fingerprint(df: pd.DataFrame) -> str:
+    """A SHA-256 of a frame's values, index, column names and dtypes (to pin determinism)."""
+    digest = hashlib.sha256(json.dumps([list(df.columns), [str(t) for t in df.dtypes]]).encode())
+    digest.update(pd.util.hash_pandas_object(df, index=True).to_numpy().tobytes())
+    return digest.hexdigest()
 
 
 def load_once(

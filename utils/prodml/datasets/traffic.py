@@ -56,14 +56,38 @@ own ``numpy`` generator seeded with ``(seed, component)``.
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
-from prodml.datasets.loading import load_once
+from prodml.datasets.loading import fingerprint, load_once
+
+__all__ = [
+    "BAD_ROW_RATE",
+    "COLUMNS",
+    "DAYS",
+    "LOCAL_TABLE",
+    "MISSING_RATE",
+    "NOISE_MPH",
+    "REGIME_CORRIDOR",
+    "REGIME_DATE",
+    "REGIME_DAY",
+    "START",
+    "TABLE",
+    "TARGETS",
+    "TICK_MINUTES",
+    "VERSION",
+    "Simulation",
+    "default_table",
+    "fingerprint",
+    "generate",
+    "load",
+    "messages",
+    "simulate",
+    "stations",
+]
 
 #: The workbook's stand-in public table id (default size, via ``prodml.datasets.PUBLIC_TABLES``).
 #: It does not exist on BigQuery: the course's San Diego readings are a CSV file, not a table.
@@ -182,6 +206,128 @@ class Simulation:
     regime_date: pd.Timestamp
 
 
+@dataclass
+class _Clock:
+    """The simulation's ticks: times, hour of the day, day number, weekday, the closure's tick."""
+
+    days: int
+    seed: int
+    times: pd.DatetimeIndex
+    hours: np.ndarray
+    day: np.ndarray
+    weekday: np.ndarray
+    regime_tick: int
+
+    @property
+    def n(self) -> int:
+        return len(self.times)
+
+
+def _rhythm(layout: pd.DataFrame, clock: _Clock) -> np.ndarray:
+    """Each station's own load per tick: the daily rhythm (inbound peaks in the morning,
+    outbound in the evening) times each corridor's and station's day-to-day factor (lognormal,
+    sd 0.2 and 0.1: what a time-of-week average cannot know)."""
+    morning, evening = _bump(clock.hours, 7.9, 0.8), _bump(clock.hours, 17.4, 1.0)
+    midday = _bump(clock.hours, 13.5, 2.5)
+    inbound = layout["inbound"].to_numpy()[:, None]
+    weekday_shape = np.where(inbound, morning + 0.3 * evening, evening + 0.3 * morning)
+    shape = np.where(clock.weekday[None, :], weekday_shape, 0.25 * midday[None, :])
+    rng = _rng(clock.seed, "days")
+    corridor_id = layout.groupby(["FREEWAY_ID", "FREEWAY_DIR"]).ngroup().to_numpy()
+    day_factor = rng.lognormal(0.0, 0.2, (corridor_id.max() + 1, clock.days))[corridor_id]
+    day_factor *= rng.lognormal(0.0, 0.1, (len(layout), clock.days))
+    return layout["peak"].to_numpy()[:, None] * shape * day_factor[:, clock.day]
+
+
+def _closed_station(layout: pd.DataFrame) -> int:
+    """The bottleneck of the corridor the lane closure changes (5-S)."""
+    corridor = (layout["FREEWAY_ID"] == REGIME_CORRIDOR[0]) & (
+        layout["FREEWAY_DIR"] == REGIME_CORRIDOR[1]
+    )
+    return int(layout.index[corridor & (layout["downstream"] == -1)][0])
+
+
+def _incidents(layout, clock: _Clock, local: np.ndarray, closed: int):
+    """Poisson arrivals per station, 15-90 min, on one or two lanes: adds their load to
+    ``local`` (in place) and returns (the incident log's columns, each lane's slow-down)."""
+    n_st, n_t, lanes = len(layout), clock.n, layout["lanes"].to_numpy()
+    rng = _rng(clock.seed, "incidents")
+    count = rng.poisson(INCIDENTS_PER_STATION_DAY * clock.days, n_st)
+    inc_station = np.repeat(np.arange(n_st), count)
+    inc_start = rng.integers(0, n_t, inc_station.size)
+    inc_len = rng.integers(INCIDENT_TICKS[0], INCIDENT_TICKS[1] + 1, inc_station.size)
+    inc_end = np.minimum(inc_start + inc_len, n_t)
+    lane_cap = lanes[inc_station] - (inc_station == closed) * (inc_start >= clock.regime_tick)
+    n_lanes = np.minimum(rng.integers(1, 3, inc_station.size), np.maximum(lane_cap - 1, 1))
+    first_lane = rng.integers(0, np.maximum(lane_cap - n_lanes + 1, 1))
+    lane_slow = np.ones((n_st, int(lanes.max()), n_t))
+    clearance = INCIDENT_LOAD * (1.0 - np.arange(1, CLEARANCE_TICKS + 1) / (CLEARANCE_TICKS + 1))
+    for s, a, b, n, f in zip(inc_station, inc_start, inc_end, n_lanes, first_lane, strict=True):
+        local[s, a:b] += INCIDENT_LOAD
+        tail = min(CLEARANCE_TICKS, n_t - b)
+        local[s, b : b + tail] += clearance[:tail]  # the queue takes a while to clear
+        lane_slow[s, f : f + n, a:b] = INCIDENT_LANE_FACTOR
+    log = pd.DataFrame(
+        {
+            "station": inc_station,
+            "start": clock.times[np.minimum(inc_start, n_t - 1)],
+            "end": clock.times[0] + pd.to_timedelta(inc_end * TICK_MINUTES, unit="min"),
+            "lanes": [
+                tuple(range(f + 1, f + n + 1)) for f, n in zip(first_lane, n_lanes, strict=True)
+            ],
+        }
+    ).sort_values(["start", "station"], ignore_index=True)
+    return log, lane_slow
+
+
+def _propagate(layout: pd.DataFrame, local: np.ndarray) -> np.ndarray:
+    """Congestion moves upstream: each station feels its downstream neighbour LAG_TICKS later.
+    Returns the true station speed (stations x ticks)."""
+    load = local.copy()
+    order = layout.sort_values("order", ascending=False)
+    for s, down in zip(order["station"], order["downstream"], strict=True):
+        if down >= 0:
+            spill = np.zeros(local.shape[1])
+            spill[LAG_TICKS:] = PROPAGATION * load[down, :-LAG_TICKS]
+            load[s] = np.maximum(load[s], spill)
+    return layout["free_flow"].to_numpy()[:, None] * (1.0 - 0.85 * load**1.5)
+
+
+def _readings(layout, clock: _Clock, speed, lane_slow, closed: int) -> pd.DataFrame:
+    """The lanes' readings: a lane factor, the incidents' slowed lanes, sensor noise, then the
+    warts (the closed lane silent, missing readings, bad rows), in time, station, lane order."""
+    lanes = layout["lanes"].to_numpy()
+    lane_idx = np.arange(int(lanes.max()))
+    span = np.maximum(lanes - 1, 1)[:, None]
+    factor = 1.04 - 0.11 * lane_idx[None, :] / span  # (stations, lanes)
+    lane_speed = speed[:, None, :] * factor[:, :, None] * lane_slow
+    lane_speed += _rng(clock.seed, "noise").normal(0.0, NOISE_MPH, lane_speed.shape)
+    lane_speed = np.maximum(np.round(lane_speed, 1), 3.0)
+    exists = np.broadcast_to(
+        lane_idx[None, :, None] < lanes[:, None, None], lane_speed.shape
+    ).copy()
+    exists[closed, lanes[closed] - 1, clock.regime_tick :] = False  # the closed lane is silent
+    exists &= _rng(clock.seed, "missing").random(exists.shape) >= MISSING_RATE
+    t_i, s_i, l_i = np.nonzero(exists.transpose(2, 0, 1))
+    values = lane_speed[s_i, l_i, t_i]
+    rng = _rng(clock.seed, "bad")
+    bad = rng.random(values.size) < BAD_ROW_RATE
+    null = bad & (rng.random(values.size) < 0.5)
+    values = np.where(bad, BAD_SPEED, values)
+    values[null] = np.nan
+    return pd.DataFrame(
+        {
+            "TIMESTAMP": clock.times[t_i].as_unit("us"),
+            "LATITUDE": layout["LATITUDE"].to_numpy()[s_i],
+            "LONGITUDE": layout["LONGITUDE"].to_numpy()[s_i],
+            "FREEWAY_ID": layout["FREEWAY_ID"].to_numpy()[s_i].astype("int64"),
+            "FREEWAY_DIR": layout["FREEWAY_DIR"].to_numpy()[s_i].astype(object),
+            "LANE": (l_i + 1).astype("int64"),
+            "SPEED": values,
+        }
+    )
+
+
 def simulate(
     days: int = DAYS,
     seed: int = 0,
@@ -195,111 +341,28 @@ def simulate(
     seed = _check_int("seed", seed, 0)
     layout = stations(stations_per_direction)
     start = pd.Timestamp(start)
-    n_st, n_t = len(layout), days * TICKS_PER_DAY
-    times = pd.date_range(start, periods=n_t, freq=f"{TICK_MINUTES}min")
+    n_t = days * TICKS_PER_DAY
     tick = np.arange(n_t)
-    hours = (tick % TICKS_PER_DAY) * TICK_MINUTES / 60.0
     day = tick // TICKS_PER_DAY
-    weekday = ((start.dayofweek + day) % 7) < 5
-    regime_tick = n_t if regime_day is None else min(int(regime_day), days) * TICKS_PER_DAY
+    clock = _Clock(
+        days,
+        seed,
+        pd.date_range(start, periods=n_t, freq=f"{TICK_MINUTES}min"),
+        (tick % TICKS_PER_DAY) * TICK_MINUTES / 60.0,
+        day,
+        ((start.dayofweek + day) % 7) < 5,
+        n_t if regime_day is None else min(int(regime_day), days) * TICKS_PER_DAY,
+    )
     regime_date = start + pd.Timedelta(days=regime_day if regime_day is not None else days)
-
-    # the daily rhythm: inbound peaks in the morning, outbound in the evening
-    morning, evening = _bump(hours, 7.9, 0.8), _bump(hours, 17.4, 1.0)
-    midday = _bump(hours, 13.5, 2.5)
-    inbound = layout["inbound"].to_numpy()[:, None]
-    weekday_shape = np.where(inbound, morning + 0.3 * evening, evening + 0.3 * morning)
-    shape = np.where(weekday[None, :], weekday_shape, 0.25 * midday[None, :])
-    # day-to-day variation of each corridor's rush (lognormal, sd 0.2) and each station's
-    # (0.1): what a time-of-week average cannot know
-    rng = _rng(seed, "days")
-    corridor_id = layout.groupby(["FREEWAY_ID", "FREEWAY_DIR"]).ngroup().to_numpy()
-    day_factor = rng.lognormal(0.0, 0.2, (corridor_id.max() + 1, days))[corridor_id]
-    day_factor *= rng.lognormal(0.0, 0.1, (n_st, days))
-    local = layout["peak"].to_numpy()[:, None] * shape * day_factor[:, day]
-
+    local = _rhythm(layout, clock)
     # the lane closure: the 5-S bottleneck loses its last lane and is loaded all day
-    lanes = layout["lanes"].to_numpy().copy()
-    corridor = (layout["FREEWAY_ID"] == REGIME_CORRIDOR[0]) & (
-        layout["FREEWAY_DIR"] == REGIME_CORRIDOR[1]
-    )
-    closed = int(layout.index[corridor & (layout["downstream"] == -1)][0])
-    after = tick >= regime_tick
+    closed = _closed_station(layout)
+    after = tick >= clock.regime_tick
     local[closed, after] = 0.45 + 1.8 * local[closed, after]
-
-    # incidents: Poisson arrivals per station, 15-90 min, on one or two lanes
-    rng = _rng(seed, "incidents")
-    count = rng.poisson(INCIDENTS_PER_STATION_DAY * days, n_st)
-    inc_station = np.repeat(np.arange(n_st), count)
-    inc_start = rng.integers(0, n_t, inc_station.size)
-    inc_len = rng.integers(INCIDENT_TICKS[0], INCIDENT_TICKS[1] + 1, inc_station.size)
-    inc_end = np.minimum(inc_start + inc_len, n_t)
-    lane_cap = lanes[inc_station] - (inc_station == closed) * (inc_start >= regime_tick)
-    n_lanes = np.minimum(rng.integers(1, 3, inc_station.size), np.maximum(lane_cap - 1, 1))
-    first_lane = rng.integers(0, np.maximum(lane_cap - n_lanes + 1, 1))
-    max_lanes = int(lanes.max())
-    lane_slow = np.ones((n_st, max_lanes, n_t))
-    clearance = INCIDENT_LOAD * (1.0 - np.arange(1, CLEARANCE_TICKS + 1) / (CLEARANCE_TICKS + 1))
-    for s, a, b, n, f in zip(inc_station, inc_start, inc_end, n_lanes, first_lane, strict=True):
-        local[s, a:b] += INCIDENT_LOAD
-        tail = min(CLEARANCE_TICKS, n_t - b)
-        local[s, b : b + tail] += clearance[:tail]  # the queue takes a while to clear
-        lane_slow[s, f : f + n, a:b] = INCIDENT_LANE_FACTOR
-    local = np.clip(local, 0.0, 1.0)
-
-    # congestion moves upstream: each station feels its downstream neighbour LAG_TICKS later
-    load = local.copy()
-    order = layout.sort_values("order", ascending=False)
-    for s, down in zip(order["station"], order["downstream"], strict=True):
-        if down >= 0:
-            spill = np.zeros(n_t)
-            spill[LAG_TICKS:] = PROPAGATION * load[down, :-LAG_TICKS]
-            load[s] = np.maximum(load[s], spill)
-    speed = layout["free_flow"].to_numpy()[:, None] * (1.0 - 0.85 * load**1.5)
-
-    # lanes: a lane factor, the incidents' slowed lanes, sensor noise; then the warts
-    lane_idx = np.arange(max_lanes)
-    span = np.maximum(lanes - 1, 1)[:, None]
-    factor = 1.04 - 0.11 * lane_idx[None, :] / span  # (stations, lanes)
-    lane_speed = speed[:, None, :] * factor[:, :, None] * lane_slow
-    lane_speed += _rng(seed, "noise").normal(0.0, NOISE_MPH, lane_speed.shape)
-    lane_speed = np.maximum(np.round(lane_speed, 1), 3.0)
-    exists = np.broadcast_to(
-        lane_idx[None, :, None] < lanes[:, None, None], lane_speed.shape
-    ).copy()
-    exists[closed, lanes[closed] - 1, regime_tick:] = False  # the closed lane reports nothing
-    exists &= _rng(seed, "missing").random(exists.shape) >= MISSING_RATE
-
-    # rows in time order, then station, then lane
-    t_i, s_i, l_i = np.nonzero(exists.transpose(2, 0, 1))
-    values = lane_speed[s_i, l_i, t_i]
-    rng = _rng(seed, "bad")
-    bad = rng.random(values.size) < BAD_ROW_RATE
-    null = bad & (rng.random(values.size) < 0.5)
-    values = np.where(bad, BAD_SPEED, values)
-    values[null] = np.nan
-    readings = pd.DataFrame(
-        {
-            "TIMESTAMP": times[t_i].as_unit("us"),
-            "LATITUDE": layout["LATITUDE"].to_numpy()[s_i],
-            "LONGITUDE": layout["LONGITUDE"].to_numpy()[s_i],
-            "FREEWAY_ID": layout["FREEWAY_ID"].to_numpy()[s_i].astype("int64"),
-            "FREEWAY_DIR": layout["FREEWAY_DIR"].to_numpy()[s_i].astype(object),
-            "LANE": (l_i + 1).astype("int64"),
-            "SPEED": values,
-        }
-    )
-    incidents = pd.DataFrame(
-        {
-            "station": inc_station,
-            "start": times[np.minimum(inc_start, n_t - 1)],
-            "end": times[0] + pd.to_timedelta(inc_end * TICK_MINUTES, unit="min"),
-            "lanes": [
-                tuple(range(f + 1, f + n + 1)) for f, n in zip(first_lane, n_lanes, strict=True)
-            ],
-        }
-    ).sort_values(["start", "station"], ignore_index=True)
-    return Simulation(readings, layout, incidents, speed, times, regime_date)
+    incidents, lane_slow = _incidents(layout, clock, local, closed)
+    speed = _propagate(layout, np.clip(local, 0.0, 1.0))
+    readings = _readings(layout, clock, speed, lane_slow, closed)
+    return Simulation(readings, layout, incidents, speed, clock.times, regime_date)
 
 
 def generate(
@@ -349,13 +412,6 @@ def messages(readings: pd.DataFrame) -> tuple[list[bytes], list[float]]:
     ]
     seconds = (frame["TIMESTAMP"].to_numpy(dtype="datetime64[us]").astype("int64") / 1e6).tolist()
     return payloads, seconds
-
-
-def fingerprint(df: pd.DataFrame) -> str:
-    """A SHA-256 of a frame's values, index and column names (to pin determinism)."""
-    digest = hashlib.sha256(json.dumps([list(df.columns), [str(t) for t in df.dtypes]]).encode())
-    digest.update(pd.util.hash_pandas_object(df, index=True).to_numpy().tobytes())
-    return digest.hexdigest()
 
 
 #: Bump when :func:`generate` changes what its arguments produce; :func:`load` reloads.

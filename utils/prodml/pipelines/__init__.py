@@ -1,28 +1,33 @@
-"""Apache Beam prediction pipeline for babyweight, one definition for batch and streaming.
+"""Apache Beam pipelines for any record contract, one definition for batch and streaming.
 
-The lab composes these pieces (each a plain Beam ``PTransform``)::
+A record contract (:class:`prodml.contracts.RecordContract`: the fields with their kinds and
+ranges, the label, the key, the output table) says what the records hold; this package names no
+model. The lab composes these pieces (each a plain Beam ``PTransform``)::
 
     import apache_beam as beam
-    from prodml import pipelines
+    from prodml import babyweight, pipelines
 
     with beam.Pipeline(options=pipelines.options("batch")) as p:
         out = pipelines.build_pipeline(
             p,
             pipelines.from_csv("natality-*.csv"),
+            babyweight.CONTRACT,
             model=pipelines.SavedModelHandler(export_dir),
             mode="batch",
             sink=pipelines.Sink(),
         )
 
 The modules, one job each: :mod:`~prodml.pipelines.sources` (files, the warehouse, streams),
-:mod:`~prodml.pipelines.records` (``ParseRecords``: records and dead letters),
+:mod:`~prodml.pipelines.records` (``ParseRecords``: records checked against the contract, and
+dead letters),
 :mod:`~prodml.pipelines.transforms` (``Windowed`` / ``fixed_windows`` and ``LabelPanes`` for
 streams, ``Predict``: ``RunInference``), :mod:`~prodml.pipelines.inference` (the model
 handlers: :class:`SavedModelHandler` in process, :class:`HTTPModelHandler` over the prediction
-service), :mod:`~prodml.pipelines.sinks` (``WritePredictions``, ``WriteDeadLetters``,
+service), :mod:`~prodml.pipelines.sinks` (``WriteRows``, ``WriteDeadLetters``,
 ``WriteCounts``) and :mod:`~prodml.pipelines.pipeline` (``build_pipeline``, the counts).
 """
 
+from prodml.contracts import Derived, Field, RecordContract, RecordError
 from prodml.pipelines.inference import (
     APIS,
     HTTPModelHandler,
@@ -40,13 +45,14 @@ from prodml.pipelines.pipeline import (
     counts,
     options,
 )
-from prodml.pipelines.records import ParseRecords, RecordError, check, parse
+from prodml.pipelines.records import ParseRecords, check_csv_lines, dead_letter, parse
 from prodml.pipelines.sinks import (
-    PREDICTIONS_TABLE,
+    CONTRACT_TABLE,
     Sink,
     WriteCounts,
     WriteDeadLetters,
-    WritePredictions,
+    WriteRows,
+    read_counts,
 )
 from prodml.pipelines.sources import (
     Source,
@@ -62,28 +68,30 @@ from prodml.pipelines.sources import (
 )
 from prodml.pipelines.transforms import (
     ALLOWED_LATENESS,
-    COLUMNS,
     WINDOW_SECONDS,
     LabelPanes,
     Predict,
     Windowed,
     fixed_windows,
+    row_maker,
 )
 
 __all__ = [
     "ALLOWED_LATENESS",
     "APIS",
-    "COLUMNS",
+    "CONTRACT_TABLE",
     "COUNTED",
     "MODES",
-    "PREDICTIONS_TABLE",
     "WINDOW_SECONDS",
+    "Derived",
+    "Field",
     "HTTPModelHandler",
     "LabelPanes",
     "Outputs",
     "ParseRecords",
     "Predict",
     "PredictionServiceError",
+    "RecordContract",
     "RecordError",
     "SavedModelHandler",
     "Sink",
@@ -91,10 +99,11 @@ __all__ = [
     "Windowed",
     "WriteCounts",
     "WriteDeadLetters",
-    "WritePredictions",
+    "WriteRows",
     "build_pipeline",
-    "check",
+    "check_csv_lines",
     "count_elements",
+    "dead_letter",
     "counts",
     "event_times",
     "fixed_windows",
@@ -106,8 +115,10 @@ __all__ = [
     "options",
     "parse",
     "prediction_url",
+    "read_counts",
     "replay",
     "replay_schedule",
     "resolve_export",
+    "row_maker",
     "stream_source",
 ]

@@ -21,6 +21,13 @@ import apache_beam as beam
 from apache_beam.options.pipeline_options import StandardOptions
 from apache_beam.transforms import trigger
 
+__all__ = [
+    "COUNTS",
+    "BundleCounter",
+    "count_elements",
+    "in_one_global_window",
+]
+
 COUNTS = "counts"  # the tagged output of a step that counts its own input
 
 
@@ -124,6 +131,8 @@ def count_elements(
                 | f"Name_{name}" >> beam.Map(lambda n, name=name: (name, n))
             )
         else:
+            if not in_one_global_window(pcoll):  # a batch's windowed rows: counted as one run
+                pcoll = pcoll | f"OneWindow_{name}" >> beam.WindowInto(beam.window.GlobalWindows())
             count = pcoll | f"Count_{name}" >> beam.ParDo(_CountPerBundle(name))
         parts.append(count)
     return (

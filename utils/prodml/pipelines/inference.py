@@ -11,6 +11,7 @@ the caller's credentials, retrying failures with exponential backoff.
 
 from __future__ import annotations
 
+import copy
 import logging
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -19,10 +20,19 @@ from typing import Any
 import numpy as np
 from apache_beam.ml.inference.base import ModelHandler, PredictionResult
 
-from prodml import babyweight, savedmodel
-from prodml.babyweight.contract import NUMERIC_FEATURES, STRING_FEATURES
+from prodml import savedmodel
+from prodml.contracts import RecordContract
 
-OUTPUT = "weight"
+__all__ = [
+    "APIS",
+    "GOOGLE_ML_ENGINE",
+    "GOOGLE_VERTEX",
+    "HTTPModelHandler",
+    "PredictionServiceError",
+    "SavedModelHandler",
+    "prediction_url",
+    "resolve_export",
+]
 
 
 class _BeamMemoryWarning(logging.Filter):
@@ -44,12 +54,54 @@ def resolve_export(export_dir: str | Path) -> str:
     return str(savedmodel.resolve(export_dir))
 
 
-class SavedModelHandler(ModelHandler[dict, PredictionResult, savedmodel.Signature]):
-    """RunInference handler: feature dicts -> ``PredictionResult(example, weight)``.
+class _Contracted:
+    """What both handlers share: the record contract they predict for. ``build_pipeline`` hands
+    a handler its contract (:meth:`with_contract`); a handler used on its own is given one."""
+
+    contract: RecordContract | None = None
+
+    def with_contract(self, contract: RecordContract):
+        """This handler for ``contract`` (a copy when it has none yet; itself when it has it)."""
+        if not isinstance(contract, RecordContract):
+            raise TypeError(f"expected a RecordContract, got {type(contract).__name__}")
+        if self.contract is not None:
+            if self.contract != contract:
+                raise ValueError(
+                    f"this handler predicts for contract {self.contract.name!r}, not "
+                    f"{contract.name!r}"
+                )
+            return self
+        bound = copy.copy(self)
+        bound.contract = contract
+        bound._bound()
+        return bound
+
+    def _bound(self) -> None:
+        """Hook: the contract was just set."""
+
+    def _needs_contract(self) -> RecordContract:
+        if self.contract is None:
+            raise ValueError(
+                f"{type(self).__name__} has no record contract: pass contract=... (e.g. "
+                "prodml.babyweight.CONTRACT) or use it through pipelines.build_pipeline"
+            )
+        return self.contract
+
+    def _output(self) -> str:
+        output = self._needs_contract().output
+        if output is None:
+            raise ValueError(f"contract {self.contract.name!r} names no model output (output=)")
+        return output
+
+
+class SavedModelHandler(_Contracted, ModelHandler[dict, PredictionResult, savedmodel.Signature]):
+    """RunInference handler: feature dicts -> ``PredictionResult(example, prediction)``, the
+    prediction being the signature's output ``contract.output`` (one value per row).
 
     ``export_dir`` is a SavedModel folder or an export base holding numbered versions;
     ``signature`` one of its signatures (``serving_default``). Batches of ``min_batch_size`` to
-    ``max_batch_size`` rows become one signature call each.
+    ``max_batch_size`` rows become one signature call each. ``contract``: the record contract
+    (``build_pipeline`` passes its own).
     """
 
     def __init__(
@@ -58,41 +110,50 @@ class SavedModelHandler(ModelHandler[dict, PredictionResult, savedmodel.Signatur
         signature: str = "serving_default",
         min_batch_size: int = 1,
         max_batch_size: int = 1024,
+        *,
+        contract: RecordContract | None = None,
     ):
         super().__init__()
         self.export_dir, self.signature = str(export_dir), signature
         self.min_batch_size, self.max_batch_size = min_batch_size, max_batch_size
+        self.contract = contract
 
     def load_model(self) -> savedmodel.Signature:
+        self._output()  # fail before loading when the contract is missing
         return savedmodel.load_signature(self.export_dir, self.signature)
 
     def run_inference(
         self, batch: Sequence[dict], model: savedmodel.Signature, inference_args: dict | None = None
     ) -> Iterable[PredictionResult]:
-        # one weight per row whether the output is [None] or the course model's [None, 1]
-        weights = np.asarray(savedmodel.predict_columns(model, batch)[OUTPUT]).reshape(len(batch))
+        # one value per row whether the output is [None] or, like the course model's, [None, 1]
+        output = savedmodel.predict_columns(model, batch)[self._output()]
+        values = np.asarray(output).reshape(len(batch))
         model_id = str(model.path)
         return [
             PredictionResult(example, w, model_id)
-            for example, w in zip(batch, weights.tolist(), strict=True)
+            for example, w in zip(batch, values.tolist(), strict=True)
         ]
 
     def batch_elements_kwargs(self) -> dict:
         return {"min_batch_size": self.min_batch_size, "max_batch_size": self.max_batch_size}
 
     def get_num_bytes(self, batch: Sequence[dict]) -> int:
-        return _feature_bytes(batch)
+        return _feature_bytes(batch, self._needs_contract().features)
 
     def share_model_across_processes(self) -> bool:
         return False
 
 
-def _feature_bytes(batch: Sequence[dict]) -> int:
-    """The size of a batch's features as the model takes them (a string's length, four bytes a
-    number), for RunInference's byte metrics. Beam's default pickles the whole batch
-    to measure it, which costs more than the model call it measures."""
-    strings = sum(len(row[name]) for row in batch for name in STRING_FEATURES)
-    return 4 * len(NUMERIC_FEATURES) * len(batch) + strings
+def _feature_bytes(batch: Sequence[dict], features: Sequence[str]) -> int:
+    """The size of a batch's features as the model takes them (a string's length, four bytes
+    anything else), for RunInference's byte metrics. Beam's default pickles the whole batch
+    to measure it, which costs more than the model call it measures. The first row decides
+    which features are strings."""
+    if not batch:
+        return 0
+    strings = [name for name in features if isinstance(batch[0][name], str)]
+    text = sum(len(row[name]) for row in batch for name in strings)
+    return 4 * (len(features) - len(strings)) * len(batch) + text
 
 
 class PredictionServiceError(RuntimeError):
@@ -109,7 +170,7 @@ _RETRY_STATUS = (429, 500, 502, 503, 504)
 
 def prediction_url(
     url: str | None = None,
-    model: str = "babyweight",
+    model: str | None = None,
     project: str | None = None,
     version: str | int | None = None,
     api: str = "tfserving",
@@ -129,6 +190,8 @@ def prediction_url(
 
     Without a version the service answers with its default version.
     """
+    if not model:
+        raise ValueError("name the deployed model (model=...)")
     if api not in APIS:
         raise ValueError(f"unknown api {api!r}: choose one of {', '.join(APIS)}")
     if api != "tfserving" and not project:
@@ -151,12 +214,12 @@ def prediction_url(
     return f"{base}/v1/projects/{project}/locations/{location}/endpoints/{model}:predict"
 
 
-class HTTPModelHandler(ModelHandler[dict, PredictionResult, Any]):
+class HTTPModelHandler(_Contracted, ModelHandler[dict, PredictionResult, Any]):
     """RunInference handler that calls a deployed model over the prediction service, one
-    ``POST`` of ``{"instances": [...]}`` per batch.
+    ``POST`` of ``{"instances": [...]}`` per batch (each instance the contract's features).
 
-    Which model: ``url`` (the service; for ``prodml serve`` its ``server.url``), ``model``,
-    and with ``api="mlengine"`` or ``"vertex"`` the ``project`` (and ``location`` for Vertex),
+    Which model: ``url`` (the service; for ``prodml serve`` its ``server.url``), ``model``
+    (default the contract's name, e.g. ``babyweight``), and with ``api="mlengine"`` or ``"vertex"`` the ``project`` (and ``location`` for Vertex),
     and optionally a ``version`` (see :func:`prediction_url`). Without ``url`` the ML Engine
     and Vertex APIs go to Google.
 
@@ -174,7 +237,7 @@ class HTTPModelHandler(ModelHandler[dict, PredictionResult, Any]):
     def __init__(
         self,
         url: str | None = None,
-        model: str = "babyweight",
+        model: str | None = None,
         retries: int = 4,
         backoff: float = 0.2,
         timeout: float = 30.0,
@@ -186,16 +249,31 @@ class HTTPModelHandler(ModelHandler[dict, PredictionResult, Any]):
         api: str = "tfserving",
         location: str = "us-central1",
         credentials: Any = None,
+        contract: RecordContract | None = None,
     ):
         super().__init__()
         if retries < 0 or backoff < 0:
             raise ValueError("retries and backoff must be >= 0")
-        self.endpoint = prediction_url(url, model, project, version, api, location)
+        self._where = (url, model, project, version, api, location)
+        self.contract = contract
+        self.endpoint = None
+        self._bound()  # the URL now when the model is named (or the contract given)
         self.credentials = credentials
         self.retries, self.backoff, self.timeout = retries, backoff, timeout
         self.min_batch_size, self.max_batch_size = min_batch_size, max_batch_size
 
+    def _bound(self) -> None:
+        url, model, project, version, api, location = self._where
+        if model is None and self.contract is not None:
+            model = self.contract.name
+        if model is not None or self.endpoint is None:
+            self.endpoint = prediction_url(url, model or "<model>", project, version, api, location)
+        self.named = model is not None
+
     def load_model(self):
+        self._needs_contract()
+        if not self.named:
+            raise ValueError("HTTPModelHandler: name the deployed model (model=...)")
         from google.auth.credentials import AnonymousCredentials
         from google.auth.transport.requests import AuthorizedSession
         from requests.adapters import HTTPAdapter
@@ -246,10 +324,12 @@ class HTTPModelHandler(ModelHandler[dict, PredictionResult, Any]):
     def run_inference(
         self, batch: Sequence[dict], model, inference_args: dict | None = None
     ) -> Iterable[PredictionResult]:
-        instances = [{name: row[name] for name in babyweight.FEATURES} for row in batch]
+        features = self._needs_contract().features
+        instances = [{name: row[name] for name in features} for row in batch]
         predictions = self._post(model, instances)
+        output = self._output()
         return [
-            PredictionResult(example, _weight(p), model_id=self.endpoint)
+            PredictionResult(example, _value(p, output), model_id=self.endpoint)
             for example, p in zip(batch, predictions, strict=True)
         ]
 
@@ -257,16 +337,16 @@ class HTTPModelHandler(ModelHandler[dict, PredictionResult, Any]):
         return {"min_batch_size": self.min_batch_size, "max_batch_size": self.max_batch_size}
 
     def get_num_bytes(self, batch: Sequence[dict]) -> int:
-        return _feature_bytes(batch)
+        return _feature_bytes(batch, self._needs_contract().features)
 
 
-def _weight(prediction: Any) -> float:
-    """One instance's weight from the service's answer: ``{"weight": [x]}`` (the course model's
-    shape, named outputs), ``{"weight": x}``, ``[x]`` or ``x``."""
+def _value(prediction: Any, output: str) -> float:
+    """One instance's prediction from the service's answer: ``{output: [x]}`` (named outputs,
+    shape ``[None, 1]`` like the course model's), ``{output: x}``, ``[x]`` or ``x``."""
     if isinstance(prediction, dict):
-        prediction = prediction[OUTPUT]
+        prediction = prediction[output]
     if isinstance(prediction, list):
         if len(prediction) != 1:
-            raise PredictionServiceError(f"expected one weight per instance, got {prediction!r}")
+            raise PredictionServiceError(f"expected one {output} per instance, got {prediction!r}")
         prediction = prediction[0]
     return float(prediction)

@@ -1,9 +1,11 @@
-"""Where the pipeline's results go: prediction rows, dead letters and the counts.
+"""Where the pipeline's results go: output rows, dead letters and the counts.
 
 A :class:`Sink` names a folder (a run folder path or ``gs://``) and, optionally, warehouse
-tables. Rows are written one window pane at a time (the whole output at once in batch): a
-JSONL and a CSV file per pane, ``<folder>/<prefix>-<window start | global>-<pane index>``, and
-one load job per pane into the table. The counts go to ``<folder>/counts.json``.
+tables (by default the record contract's). Rows are written one window pane at a time in a
+stream and all at once in batch: a JSONL and a CSV file per pane,
+``<folder>/<prefix>-<window start | global>-<pane index>`` (the prefix is the contract's name
+for its rows, e.g. ``predictions``), and one load job per pane into the table. The counts go to
+``<folder>/counts.json``.
 """
 
 from __future__ import annotations
@@ -18,21 +20,38 @@ import apache_beam as beam
 from apache_beam.transforms import window
 
 from prodml import config, storage
-from prodml.pipelines.transforms import COLUMNS
+from prodml.contracts import RecordContract
+from prodml.pipelines.counting import in_one_global_window
 
-PREDICTIONS_TABLE = "babyweight.predictions"
+__all__ = [
+    "CONTRACT_TABLE",
+    "DEAD_LETTER_COLUMNS",
+    "Sink",
+    "WriteCounts",
+    "WriteDeadLetters",
+    "WriteRows",
+    "read_counts",
+]
+
 DEAD_LETTER_COLUMNS = ("record", "reason")
+#: ``Sink.table``'s default: the record contract's table (``contract.table``)
+CONTRACT_TABLE = "<the contract's table>"
 
 
 @dataclass
 class Sink:
-    """Where predictions and dead letters go: files (JSONL and CSV) under ``folder`` (a run
-    folder path or ``gs://``), and warehouse tables (``None`` to skip)."""
+    """Where output rows and dead letters go: files (JSONL and CSV) under ``folder`` (a run
+    folder path or ``gs://``), and warehouse tables: ``table`` for the rows (default the record
+    contract's own table, ``None`` to skip) and ``dead_letter_table`` (``None``: skip)."""
 
     folder: str = field(default_factory=lambda: str(config.run_path("pipelines", "predictions")))
-    table: str | None = PREDICTIONS_TABLE
+    table: str | None = CONTRACT_TABLE
     dead_letter_table: str | None = None
     write_disposition: str = "WRITE_APPEND"
+
+    def table_for(self, contract: RecordContract) -> str | None:
+        """The rows' table: ``table``, or the contract's when ``table`` is left at its default."""
+        return contract.table if self.table == CONTRACT_TABLE else self.table
 
 
 class _Rows(beam.CombineFn):
@@ -109,6 +128,8 @@ class _WriteRows(beam.PTransform):
         write = _WritePane(
             self.sink.folder, self.prefix, self.table, self.sink.write_disposition, self.columns
         )
+        if rows.is_bounded and not in_one_global_window(rows):  # batch: one write, not one a window
+            rows = rows | "OneWrite" >> beam.WindowInto(window.GlobalWindows())
         return (
             rows
             | "PerPane" >> beam.CombineGlobally(_Rows(self.columns)).without_defaults()
@@ -116,11 +137,12 @@ class _WriteRows(beam.PTransform):
         )
 
 
-class WritePredictions(_WriteRows):
-    """Prediction rows -> ``<folder>/predictions-*.jsonl|csv`` and the ``sink.table`` table."""
+class WriteRows(_WriteRows):
+    """Output rows -> ``<folder>/<contract.rows>-*.jsonl|csv`` (e.g. ``predictions-*``) and the
+    sink's table (:meth:`Sink.table_for`), columns ``contract.columns``."""
 
-    def __init__(self, sink: Sink):
-        super().__init__(sink, "predictions", sink.table, COLUMNS)
+    def __init__(self, sink: Sink, contract: RecordContract):
+        super().__init__(sink, contract.rows, sink.table_for(contract), contract.columns)
 
 
 class WriteDeadLetters(_WriteRows):

@@ -26,6 +26,19 @@ from apache_beam.utils.timestamp import Duration, Timestamp
 
 from prodml import config, storage
 
+__all__ = [
+    "Source",
+    "event_times",
+    "from_csv",
+    "from_parquet",
+    "from_pubsub",
+    "from_records",
+    "from_warehouse",
+    "replay",
+    "replay_schedule",
+    "stream_source",
+]
+
 
 @dataclass
 class Source:
@@ -190,12 +203,16 @@ def stream_source(
     **replay_args,
 ) -> Source:
     """The streaming source the configuration asks for: Pub/Sub when configured for Google
-    Cloud (``subscription``, default ``projects/<project>/subscriptions/babyweight``), else a
-    local replay of ``records``."""
+    Cloud, else a local replay of ``records``. ``subscription``: the Pub/Sub subscription, a
+    full name or a short one (``projects/<project>/subscriptions/<short name>``); needed on
+    Google Cloud."""
     settings = config.settings()
     if subscription or not settings.local:
-        name = subscription or f"projects/{settings.project}/subscriptions/babyweight"
-        return from_pubsub(name)
+        if not subscription:
+            raise ValueError("on Google Cloud the stream is a Pub/Sub subscription: name it")
+        if "/" not in subscription:
+            subscription = f"projects/{settings.project}/subscriptions/{subscription}"
+        return from_pubsub(subscription)
     return replay(records, timestamps, fmt=fmt, **replay_args)
 
 

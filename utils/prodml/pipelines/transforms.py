@@ -13,14 +13,21 @@ from apache_beam.transforms import trigger, window
 from apache_beam.utils.timestamp import Duration
 from apache_beam.utils.windowed_value import PaneInfoTiming
 
-from prodml import babyweight
+from prodml.contracts import RecordContract
 from prodml.pipelines.counting import COUNTS, BundleCounter, in_one_global_window
+
+__all__ = [
+    "ALLOWED_LATENESS",
+    "WINDOW_SECONDS",
+    "LabelPanes",
+    "Predict",
+    "Windowed",
+    "fixed_windows",
+    "row_maker",
+]
 
 WINDOW_SECONDS = 20  # the course's FixedWindows(Duration.standardSeconds(20))
 ALLOWED_LATENESS = 10  # ... withAllowedLateness(Duration.standardSeconds(10))
-PREDICTION = "predicted_weight_pounds"
-#: the columns of a prediction row, in table order
-COLUMNS = ("key", *babyweight.FEATURES, PREDICTION, "window", "pane")
 
 
 def fixed_windows(
@@ -54,7 +61,7 @@ class LabelPanes(beam.PTransform):
         shards = self.shards
         return (
             records
-            | "Shard" >> beam.Map(lambda r: (zlib.crc32(r["key"].encode()) % shards, r))
+            | "Shard" >> beam.Map(lambda r: (zlib.crc32(repr(r).encode()) % shards, r))
             | "GroupPerWindow" >> beam.GroupByKey()
             | "Panes" >> beam.ParDo(_Panes())
         )
@@ -103,7 +110,7 @@ class Windowed(beam.PTransform):
 
 
 class Predict(beam.PTransform):
-    """Model inputs -> prediction rows (:data:`COLUMNS`) through ``RunInference(handler)``.
+    """Model inputs -> prediction rows (``contract.columns``) through ``RunInference(handler)``.
 
     ``count_as``: also count the predictions under this name, per bundle, and return
     ``(rows, counts)``, ``counts`` a PCollection of ``(count_as, n)`` pairs
@@ -112,56 +119,74 @@ class Predict(beam.PTransform):
     ``RunInference(handler.with_no_batching())``.
     """
 
-    def __init__(self, handler: ModelHandler, count_as: str | None = None, batched: bool = False):
+    def __init__(
+        self,
+        handler: ModelHandler,
+        contract: RecordContract,
+        count_as: str | None = None,
+        batched: bool = False,
+    ):
         super().__init__()
         if not isinstance(handler, ModelHandler):
             raise TypeError(f"Predict needs a Beam ModelHandler, got {type(handler).__name__}")
-        self.handler, self.count_as, self.batched = handler, count_as, batched
+        if not isinstance(contract, RecordContract):
+            raise TypeError(f"Predict needs a RecordContract, got {type(contract).__name__}")
+        if hasattr(handler, "with_contract"):  # the workbook's handlers predict for a contract
+            handler = handler.with_contract(contract)
+        self.handler, self.contract = handler, contract
+        self.count_as, self.batched = count_as, batched
 
     def expand(self, records):
         handler = self.handler.with_no_batching() if self.batched else self.handler
         results = records | "RunInference" >> RunInference(handler)
+        row = row_maker(self.contract)
         if not self.count_as:
-            return results | "ToRow" >> beam.Map(_row)
+            return results | "ToRow" >> beam.Map(row)
         if not in_one_global_window(results):
             raise ValueError(
                 "Predict(count_as=...) counts per bundle, which needs a batch input "
                 "(bounded, in the global window); count a stream with count_elements"
             )
-        rows = results | "ToRow" >> beam.ParDo(_CountedRows(self.count_as)).with_outputs(
+        rows = results | "ToRow" >> beam.ParDo(_CountedRows(self.count_as, row)).with_outputs(
             COUNTS, main="rows"
         )
         return rows.rows, rows[COUNTS]
 
 
 class _CountedRows(beam.DoFn):
-    """:func:`_row` of each result, counting them (one step per prediction, not two)."""
+    """The row of each result, counting them (one step per prediction, not two)."""
 
-    def __init__(self, name: str):
-        self.name = name
+    def __init__(self, name: str, row):
+        self.name, self.row = name, row
 
     def start_bundle(self):
         self.counter = BundleCounter(self.name)
 
     def process(self, result):
         self.counter.n += 1
-        return (_row(result),)
+        return (self.row(result),)
 
     def finish_bundle(self):
         yield from self.counter.emit()
 
 
-def _row(result) -> dict:
-    example = result.example
-    get = example.get
-    # babyweight.FEATURES spelled out: a dict display is the cheapest per-record copy
-    return {
-        "key": example["key"],
-        "is_male": example["is_male"],
-        "mother_age": example["mother_age"],
-        "plurality": example["plurality"],
-        "gestation_weeks": example["gestation_weeks"],
-        PREDICTION: float(result.inference),
-        "window": get("window", "global"),
-        "pane": get("pane", "batch"),
-    }
+def row_maker(contract: RecordContract):
+    """The function from a ``PredictionResult`` to its prediction row (``contract.columns``):
+    the example's key and features, the prediction as a float, and the window and pane
+    (``global`` and ``batch`` in a batch run)."""
+    taken = ((contract.key,) if contract.key else ()) + tuple(contract.features)
+    exact = set(taken)
+    prediction = contract.prediction
+
+    def row(result) -> dict:
+        example = result.example
+        # a checked record holds the key and the features in column order: copy it whole
+        # (the cheapest per-record copy); anything else is picked column by column
+        out = example.copy() if example.keys() == exact else {c: example[c] for c in taken}
+        get = example.get
+        out[prediction] = float(result.inference)
+        out["window"] = get("window", "global")
+        out["pane"] = get("pane", "batch")
+        return out
+
+    return row

@@ -61,14 +61,45 @@ def _log_tail(path: Path, lines: int = 20) -> str:
         return ""
 
 
+def _source(path: str | os.PathLike) -> str:
+    """An export folder as an absolute path; a registered version (``models:/...``) as it is,
+    checked here first so that a wrong alias or version raises in the caller, naming the
+    registered ones (``prodml.tracking.ModelNotFound``)."""
+    if isinstance(path, str) and path.startswith("models:/"):
+        from prodml.tracking import resolve
+
+        resolve(path)
+        return path
+    return str(Path(path).expanduser().resolve())
+
+
+def _command(models: dict, host: str, port: int, port_file: Path, opts: dict) -> list[str]:
+    """The ``prodml serve`` command line for :func:`start`'s arguments."""
+    cmd = [sys.executable, "-m", "prodml.cli", "serve", "--host", host, "--port", str(port),
+           "--port-file", str(port_file)]  # fmt: skip
+    for name, sources in models.items():
+        for source in sources if isinstance(sources, list | tuple) else [sources]:
+            cmd += ["--model", f"{name}={_source(source)}"]
+    for key, value in opts.items():
+        for one in value if isinstance(value, list | tuple) else [value]:
+            cmd += [f"--{key.replace('_', '-')}", str(one)]
+    return cmd
+
+
 def start(
-    models: dict[str, str | os.PathLike],
+    models: dict[str, str | os.PathLike | list],
     port: int = 0,
     host: str = "127.0.0.1",
     timeout: float = 180,
     **opts,
 ) -> Server:
     """Launch ``prodml serve`` for ``models`` (name -> export dir) and wait until it answers.
+
+    A model's source may be a registered version, ``models:/babyweight@champion`` (or
+    ``models:/babyweight/3``), or a list of sources served as one model's versions, e.g.
+    ``{"babyweight": ["models:/babyweight@champion", "models:/babyweight@challenger"]}``
+    for a canary (each alias becomes a version name; the highest version takes the traffic
+    until ``trafficSplit`` says otherwise).
 
     ``port=0`` picks a free port. ``opts`` are the command's other options with underscores,
     e.g. ``max_batch_size=64, batch_timeout_ms=1``; a list repeats its option
@@ -81,13 +112,7 @@ def start(
     stamp = f"{os.getpid()}-{time.time_ns()}"
     port_file = logs / f"serve-{stamp}.port.json"
     log_path = logs / f"serve-{stamp}.log"
-    cmd = [sys.executable, "-m", "prodml.cli", "serve", "--host", host, "--port", str(port),
-           "--port-file", str(port_file)]  # fmt: skip
-    for name, path in models.items():
-        cmd += ["--model", f"{name}={Path(path).expanduser().resolve()}"]
-    for key, value in opts.items():
-        for one in value if isinstance(value, list | tuple) else [value]:
-            cmd += [f"--{key.replace('_', '-')}", str(one)]
+    cmd = _command(models, host, port, port_file, opts)
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2")}
     with open(log_path, "wb") as log:
         process = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)

@@ -1,5 +1,5 @@
-"""Loaded SavedModels: versions, their signatures (instances checked against them), version
-names and the traffic split.
+"""Loaded SavedModels: versions, their signatures (their tensors, and calling them), version
+names and the traffic split. Requests are decoded against a signature in :mod:`.predict`.
 
 Each signature is loaded once (``tf.saved_model.load(path).signatures``) and called on batches
 of instances; nothing here knows about babyweight: dtypes and shapes come from the signature.
@@ -7,7 +7,6 @@ of instances; nothing here knows about babyweight: dtypes and shapes come from t
 
 from __future__ import annotations
 
-import base64
 import itertools
 import os
 import re
@@ -76,77 +75,8 @@ def _spec(name: str, spec) -> Tensor:
     return Tensor(name, dtype, shape, kind, np_dtype)
 
 
-# Which JSON values each kind of tensor takes (decided once per signature, checked per value;
-# plain type tests, as this runs for every value of every request).
-_FITS = {
-    "string": lambda v: type(v) is str or (type(v) is dict and v.keys() == {"b64"}),
-    "bool": lambda v: type(v) is bool,
-    "int": lambda v: type(v) is int or (type(v) is float and v.is_integer()),
-    "float": lambda v: type(v) is int or type(v) is float,
-    "other": lambda v: True,
-}
-
-
-# The JSON types every value of a kind may have without a closer look: a request whose values
-# all have one of these passes with a single type test each (the common case, per request).
-_PLAIN = {
-    "string": frozenset({str}),
-    "bool": frozenset({bool}),
-    "int": frozenset({int}),
-    "float": frozenset({int, float}),
-}
-
-
-def _check_values(t: Tensor, values: list) -> None:
-    """Raise InvalidInput naming the instance, feature and expected dtype of the first value
-    that does not fit ``t``."""
-    plain = _PLAIN.get(t.kind)
-    if plain is None:  # "other": anything goes
-        return
-    for value in values:
-        if type(value) not in plain:
-            break
-    else:
-        return
-    fits = _FITS[t.kind]
-    for i, value in enumerate(values):
-        if type(value) is list:
-            bad = _first_misfit(fits, value)
-            if bad is _FITTING:
-                continue
-            value = bad
-        elif fits(value):
-            continue
-        raise InvalidInput(
-            f"instance {i}: feature {t.name!r} expects {t.dtype.name} "
-            f"({DT_NAMES.get(t.dtype, t.dtype.name)}), got {type(value).__name__} {value!r}"[:300]
-        )
-
-
-_FITTING = object()
-
-
-def _first_misfit(fits, values: list):
-    for v in values:
-        bad = _first_misfit(fits, v) if type(v) is list else (_FITTING if fits(v) else v)
-        if bad is not _FITTING:
-            return bad
-    return _FITTING
-
-
-def _to_bytes(value):
-    if type(value) is str:
-        return value.encode()
-    if isinstance(value, list):
-        return [_to_bytes(v) for v in value]
-    try:
-        return base64.b64decode(value["b64"], validate=True)
-    except (ValueError, TypeError) as exc:
-        raise InvalidInput(f"invalid base64 in {{'b64': ...}}: {exc}") from None
-
-
 class Signature:
-    """One signature of one loaded version: its tensors, decoding of requests, a batcher."""
+    """One signature of one loaded version: its tensors, the call, a batcher."""
 
     def __init__(self, name: str, fn, max_batch_size: int, batch_timeout_s: float):
         self.name = name
@@ -168,105 +98,6 @@ class Signature:
             "outputs": {k: t.describe() for k, t in self.outputs.items()},
             "method_name": "tensorflow/serving/predict",
         }
-
-    # -- decoding ---------------------------------------------------------------------------
-    def columns_from_instances(self, instances: list) -> tuple[dict[str, list], list | None]:
-        """Row form -> one list per input; also the pass-through keys (None when absent)."""
-        names = list(self.inputs)
-        passthrough = "key" not in self.inputs
-        keys: list | None = None
-        cols: dict[str, list] = {n: [] for n in names}
-        single = names[0] if len(names) == 1 else None
-        for i, inst in enumerate(instances):
-            if not isinstance(inst, dict):
-                if single is None:
-                    raise InvalidInput(
-                        f"instance {i} must be an object with the features {names}, "
-                        f"got {type(inst).__name__}"
-                    )
-                cols[single].append(inst)
-                continue
-            if passthrough and "key" in inst:
-                if keys is None:
-                    if i:
-                        raise InvalidInput(f"instance {i} has a 'key' but instance 0 has none")
-                    keys = []
-                keys.append(inst["key"])
-            elif keys is not None:
-                raise InvalidInput(f"instance {i} has no 'key' but instance 0 has one")
-            given = len(inst) - (1 if passthrough and "key" in inst else 0)
-            if given == len(names):
-                try:
-                    for n in names:
-                        cols[n].append(inst[n])
-                    continue
-                except KeyError:
-                    pass
-            missing = [n for n in names if n not in inst]
-            extra = sorted(
-                k for k in inst if k not in self.inputs and not (passthrough and k == "key")
-            )
-            parts = []
-            if missing:
-                parts.append(f"missing feature(s) {missing}")
-            if extra:
-                parts.append(f"unexpected feature(s) {extra}")
-            raise InvalidInput(
-                f"instance {i}: {' and '.join(parts)}; signature {self.name!r} expects {names}"
-            )
-        return cols, keys
-
-    def columns_from_inputs(self, inputs) -> tuple[dict[str, list], int]:
-        """Columnar form -> one list per input and the batch size."""
-        names = list(self.inputs)
-        if not isinstance(inputs, dict):
-            if len(names) != 1:
-                raise InvalidInput(
-                    f"'inputs' must be an object with the features {names}, got {type(inputs).__name__}"
-                )
-            inputs = {names[0]: inputs}
-        missing = [n for n in names if n not in inputs]
-        extra = sorted(k for k in inputs if k not in self.inputs)
-        if missing or extra:
-            parts = [f"missing feature(s) {missing}"] if missing else []
-            parts += [f"unexpected feature(s) {extra}"] if extra else []
-            raise InvalidInput(
-                f"inputs: {' and '.join(parts)}; signature {self.name!r} expects {names}"
-            )
-        sizes = set()
-        for n in names:
-            if not isinstance(inputs[n], list):
-                raise InvalidInput(
-                    f"inputs: feature {n!r} must be a list of values (one per instance)"
-                )
-            sizes.add(len(inputs[n]))
-        if len(sizes) != 1:
-            raise InvalidInput(f"inputs: features have different lengths {sorted(sizes)}")
-        return {n: inputs[n] for n in names}, sizes.pop()
-
-    def to_arrays(self, cols: dict[str, list]) -> dict[str, np.ndarray]:
-        arrays = {}
-        for n, values in cols.items():
-            t = self.inputs[n]
-            _check_values(t, values)
-            if t.kind == "string":
-                arr = np.array(
-                    [v.encode() if type(v) is str else _to_bytes(v) for v in values], dtype=object
-                )
-            else:
-                arr = np.array(values, dtype=t.np_dtype)
-            if t.shape is not None and (arr.ndim != len(t.shape) or arr.shape[1:] != t.shape[1:]):
-                ok = arr.ndim == len(t.shape) and all(
-                    d is None or d == a for d, a in zip(t.shape[1:], arr.shape[1:], strict=False)
-                )
-                if not ok:
-                    want = [-1 if d is None else d for d in t.shape]
-                    raise InvalidInput(
-                        f"feature {n!r} has shape {list(arr.shape)} for the batch; "
-                        f"the signature expects {want} (first dimension: instances)"
-                    )
-            arrays[n] = arr
-        return arrays
 
     # -- calling ----------------------------------------------------------------------------
     def _call(self, arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

@@ -31,6 +31,37 @@ def _path_parameter(name: str, convertor) -> dict:
     return {"name": name, "in": "path", "required": True, "schema": schema}
 
 
+def _operation(r, method: str, number: int, ref, google_route: bool) -> dict:
+    """One OpenAPI operation of route ``r``: its parameters, answers and request body."""
+    error = ref(schemas.GoogleError if google_route else schemas.Error)
+    op: dict = {
+        "operationId": f"{r.endpoint.__module__.rsplit('.', 1)[-1]}_{r.endpoint.__name__}"
+        f"_{method.lower()}_{number}",
+        "summary": r.doc.summary,
+        "parameters": [_path_parameter(n, c) for n, c in r.param_convertors.items()],
+        "responses": {
+            "200": {
+                "description": "OK",
+                "content": {
+                    "application/json": {
+                        "schema": ref(r.doc.response) if r.doc.response else {"type": "object"}
+                    }
+                },
+            },
+            **{
+                code: {"description": text, "content": {"application/json": {"schema": error}}}
+                for code, text in ERRORS.items()
+            },
+        },
+    }
+    if r.doc.request:
+        op["requestBody"] = {
+            "required": True,
+            "content": {"application/json": {"schema": ref(r.doc.request)}},
+        }
+    return op
+
+
 def spec(routes, max_instances: int) -> dict:
     """OpenAPI for ``routes`` (Starlette routes carrying a ``doc``), for a server taking at
     most ``max_instances`` instances per request."""
@@ -51,37 +82,8 @@ def spec(routes, max_instances: int) -> dict:
     paths: dict = {}
     for r in documented:
         template = re.sub(r"{(\w+):\w+}", r"{\1}", r.path)
-        google_route = template.startswith("/v1/projects/")
         for method in sorted(r.methods - {"HEAD"}):
-            op: dict = {
-                "operationId": f"{r.endpoint.__module__.rsplit('.', 1)[-1]}_{r.endpoint.__name__}"
-                f"_{method.lower()}_{len(paths)}",
-                "summary": r.doc.summary,
-                "parameters": [_path_parameter(n, c) for n, c in r.param_convertors.items()],
-                "responses": {
-                    "200": {
-                        "description": "OK",
-                        "content": {
-                            "application/json": {
-                                "schema": ref(r.doc.response) if r.doc.response else {"type": "object"}
-                            }
-                        },
-                    },
-                    **{
-                        code: {
-                            "description": text,
-                            "content": {"application/json": {"schema": ref(
-                                schemas.GoogleError if google_route else schemas.Error)}},
-                        }
-                        for code, text in ERRORS.items()
-                    },
-                },
-            }  # fmt: skip
-            if r.doc.request:
-                op["requestBody"] = {
-                    "required": True,
-                    "content": {"application/json": {"schema": ref(r.doc.request)}},
-                }
+            op = _operation(r, method, len(paths), ref, template.startswith("/v1/projects/"))
             paths.setdefault(template, {})[method.lower()] = op
     return {
         "openapi": "3.1.0",

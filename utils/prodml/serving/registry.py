@@ -51,11 +51,23 @@ class Registry:
         return Version(number, Path(path), o.max_batch_size, o.batch_timeout_ms / 1000)
 
     def add_model(
-        self, name: str, export_dir: str | Path, names: dict[str, int] | None = None
+        self,
+        name: str,
+        export_dir: str | Path,
+        names: dict[str, int] | None = None,
+        version: int | None = None,
     ) -> Model:
-        """Load every version under ``export_dir``; ``names`` maps version names to numbers."""
+        """Load every version under ``export_dir``; ``names`` maps version names to numbers.
+        With ``version``, ``export_dir`` is one SavedModel served as that version number (a
+        registered model version, see ``prodml.tracking.resolve``)."""
         model = self.models.get(name) or Model(name)
-        for number, path in find_versions(export_dir).items():
+        if version is None:
+            found = find_versions(export_dir)
+        elif savedmodel.is_savedmodel(export_dir):
+            found = {int(version): Path(export_dir)}
+        else:
+            raise FileNotFoundError(f"{export_dir} is not a SavedModel (no saved_model.pb)")
+        for number, path in found.items():
             model.add(self.load_version(number, path))
         model.routing = None
         model.set_traffic({max(model.versions): 100})  # TF Serving's default: the latest

@@ -1,9 +1,13 @@
 """``prodml serve``: load SavedModels and answer the TF Serving, ML Engine and Vertex AI REST APIs.
 
     prodml serve --model babyweight=runs/.../export [--model other=DIR] [--port 8501]
+    prodml serve --model babyweight=models:/babyweight@champion [--model babyweight=models:/babyweight/3]
 
 ``EXPORT_DIR`` is a SavedModel directory or a TF-Serving-style base directory of integer version
-subdirectories (all are loaded; the highest takes the traffic). ``--version-name dnn=1`` names
+subdirectories (all are loaded; the highest takes the traffic), or a registered model version
+in the run folder's MLflow registry (``models:/NAME@ALIAS``, ``models:/NAME/VERSION``,
+``models:/NAME/latest``, resolved by ``prodml.tracking.resolve``): it is served as its registry
+version number, and its aliases (``champion``) become version names. ``--version-name dnn=1`` names
 version 1 ``dnn`` (``projects/<p>/models/<m>/versions/dnn``, ``/v1/models/<m>/labels/dnn``). The HTTP server is uvicorn
 (httptools, uvloop) running the Starlette app of :mod:`prodml.serving.app`; SIGTERM or SIGINT stop it
 gracefully (requests in flight are answered).
@@ -68,7 +72,9 @@ def version_names(models: list[str], given: list[tuple[str | None, str, str]]) -
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", action="append", type=_model_arg, required=True,
-                        metavar="NAME=EXPORT_DIR", help="a model to serve (repeatable)")  # fmt: skip
+                        metavar="NAME=EXPORT_DIR",
+                        help="a model to serve: an export folder or models:/NAME@ALIAS, "
+                             "models:/NAME/VERSION (repeatable)")  # fmt: skip
     parser.add_argument("--version-name", action="append", type=_name_arg, default=[],
                         metavar="[MODEL/]NAME=VERSION",
                         help="name a version (e.g. dnn=1): ML Engine versions/NAME, TF Serving labels/NAME, "
@@ -88,11 +94,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="after a 413, read and discard at most this much of the body so the client reads the answer")  # fmt: skip
 
 
-def main(args: argparse.Namespace) -> int:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import uvicorn
+def _add_model(registry, name: str, path: str, names: dict | None):
+    """An export folder, or a registered version (``models:/``) resolved through the MLflow
+    registry: served as its registry version number, its aliases as version names."""
+    if not path.startswith("models:/"):
+        return registry.add_model(name, path, names)
+    from prodml.tracking import resolve
 
-    from prodml.serving.app import Options, Registry, create_app
+    found = resolve(path)
+    print(f"prodml serve: {path} is version {found.version} (run {found.run_id}) at {found.path}")
+    return registry.add_model(name, found.path, {**found.labels(), **(names or {})}, found.version)
+
+
+def _load(args: argparse.Namespace):
+    """The registry with every ``--model`` loaded, or an error message."""
+    from prodml.serving.app import Options, Registry
     from prodml.serving.errors import InvalidInput
 
     registry = Registry(Options(max_batch_size=args.max_batch_size,
@@ -103,35 +119,27 @@ def main(args: argparse.Namespace) -> int:
     try:
         names = version_names([name for name, _ in args.model], args.version_name)
     except (ValueError, InvalidInput) as exc:
-        print(f"prodml serve: {exc}", file=sys.stderr)
-        return 2
+        return None, f"prodml serve: {exc}"
     for name, path in args.model:
         try:
-            model = registry.add_model(name, path, names.get(name))
-        except (FileNotFoundError, ValueError, OSError, InvalidInput) as exc:
-            print(f"prodml serve: cannot load model {name!r}: {exc}", file=sys.stderr)
-            return 2
+            model = _add_model(registry, name, path, names.get(name))
+        except (FileNotFoundError, ValueError, OSError, InvalidInput, LookupError) as exc:
+            return None, f"prodml serve: cannot load model {name!r}: {exc}"
         print(
             f"prodml serve: model {name!r} versions {sorted(model.versions)}"
             + (f" names {model.labels}" if model.labels else "")
             + f" from {path}",
             flush=True,
         )
+    return registry, ""
 
-    # The loaded models are hundreds of thousands of long-lived Python objects (TensorFlow's
-    # graphs and functions). Freezing them out of the garbage collector's generations keeps a
-    # full collection, which every few thousand requests' allocations trigger, from walking
-    # them all while requests wait.
-    gc.freeze()
-    sock = socket.socket(socket.AF_INET6 if ":" in args.host else socket.AF_INET)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((args.host, args.port))
-    except OSError as exc:
-        print(f"prodml serve: cannot bind {args.host}:{args.port}: {exc}", file=sys.stderr)
-        return 2
-    port = sock.getsockname()[1]
-    url = f"http://{args.host if ':' not in args.host else f'[{args.host}]'}:{port}"
+
+def _server(registry, url: str, port: int, port_file: str | None):
+    """The uvicorn server for the app, announcing ``url`` (and writing ``port_file``) once its
+    socket listens."""
+    import uvicorn
+
+    from prodml.serving.app import create_app
 
     # Keep idle connections open longer than clients keep them pooled (uvicorn's default is
     # 5 s): Google's API clients and requests.Session reuse a connection after a pause, and a
@@ -151,21 +159,41 @@ def main(args: argparse.Namespace) -> int:
         server_header=False,
     )
     server = uvicorn.Server(config)
-
-    async def _announce():  # the socket is already listening; tell whoever waits
-        print(f"prodml serve: listening on {url}", flush=True)
-        if args.port_file:
-            tmp = Path(args.port_file).with_suffix(".tmp")
-            tmp.write_text(json.dumps({"port": port, "url": url, "pid": os.getpid()}))
-            tmp.replace(args.port_file)
-
     original_startup = server.startup
 
-    async def startup(sockets=None):
+    async def startup(sockets=None):  # the socket is already listening; tell whoever waits
         await original_startup(sockets=sockets)
-        await _announce()
+        print(f"prodml serve: listening on {url}", flush=True)
+        if port_file:
+            tmp = Path(port_file).with_suffix(".tmp")
+            tmp.write_text(json.dumps({"port": port, "url": url, "pid": os.getpid()}))
+            tmp.replace(port_file)
 
     server.startup = startup
+    return server
+
+
+def main(args: argparse.Namespace) -> int:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    registry, error = _load(args)
+    if registry is None:
+        print(error, file=sys.stderr)
+        return 2
+    # The loaded models are hundreds of thousands of long-lived Python objects (TensorFlow's
+    # graphs and functions). Freezing them out of the garbage collector's generations keeps a
+    # full collection, which every few thousand requests' allocations trigger, from walking
+    # them all while requests wait.
+    gc.freeze()
+    sock = socket.socket(socket.AF_INET6 if ":" in args.host else socket.AF_INET)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((args.host, args.port))
+    except OSError as exc:
+        print(f"prodml serve: cannot bind {args.host}:{args.port}: {exc}", file=sys.stderr)
+        return 2
+    port = sock.getsockname()[1]
+    url = f"http://{args.host if ':' not in args.host else f'[{args.host}]'}:{port}"
+    server = _server(registry, url, port, args.port_file)
     # uvicorn shuts down gracefully on SIGTERM/SIGINT, then re-raises the signal: end cleanly.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from starlette.requests import Request
 
+from prodml import savedmodel
 from prodml.serving import predict as core
 from prodml.serving.errors import InvalidInput, NotFound
 from prodml.serving.model import Model, check_name, next_operation_id, version_number
@@ -101,7 +102,7 @@ async def deploy(request: Request) -> JSON:
     body = await parse(request, DeployModelRequest, reg.options)
     spec = body.deployedModel
     path = Path(spec.model).expanduser()
-    if not (path / "saved_model.pb").is_file():
+    if not savedmodel.is_savedmodel(path):  # the one place that knows the export layout
         raise InvalidInput(
             f"deployedModel.model {str(path)!r} is not a SavedModel directory (no saved_model.pb)"
         )

@@ -1,4 +1,6 @@
-"""The workbook's own tooling: ``prodml run``, ``release``, ``todo`` and ``grade``.
+"""The workbook's own tooling: ``prodml run``, ``release`` and ``todo`` (``prodml grade`` is
+:mod:`prodml.grading`), and the one notebook engine both ``run`` and grading use
+(:mod:`~prodml.workbook.engine`).
 
 Notebooks import only :func:`record` from here (their closing cell calls it); the subcommands
 live in their own modules and import papermill and nbclient only when they run.

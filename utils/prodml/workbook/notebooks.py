@@ -100,3 +100,18 @@ def parse_value(text: str) -> object:
         except ValueError:
             pass
     return text
+
+
+_HEADING = re.compile(r"^##\s+(.+?)\s*$", re.M)
+
+
+def sections(nb) -> list[str]:
+    """Per cell of ``nb``, the last ``##`` section heading at or above it ("" before the
+    first): the numbered sections of CONTRIBUTING.md."""
+    current, out = "", []
+    for cell in nb.cells:
+        if cell.cell_type == "markdown":
+            headings = _HEADING.findall(cell.source)
+            current = headings[-1] if headings else current
+        out.append(current)
+    return out

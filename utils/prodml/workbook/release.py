@@ -12,8 +12,11 @@ Every file of ``solutions/<lab>/`` is copied to ``labs/<lab>/``, except that
 
 A lab that breaks the authoring conventions a tool can check (:mod:`.conventions`) is
 refused. Generated Python must parse; unbalanced, nested or unannounced markers are errors
-naming the file and line. ``labs/README.md`` says the folder is generated. ``--check`` regenerates in
-memory and fails when ``labs/`` differs (stale, missing or extra files).
+naming the file and line. ``labs/README.md`` says the folder is generated. Each lab's opening
+cell gets its TODO list (:mod:`.opening`). ``--check`` regenerates in memory and fails when
+``labs/`` differs (stale, missing or extra files), or when a notebook's cells are too long or
+hold a program in a string (:mod:`.cells`); the problems the allowlists
+(``conventions.UNCONVERTED_LABS``, ``cells.NOT_YET_SHORT``) waive are printed as ``known:``.
 """
 
 from __future__ import annotations
@@ -25,20 +28,8 @@ import re
 import shutil
 from pathlib import Path
 
-from prodml.workbook import colab, conventions, notebooks
+from prodml.workbook import cells, colab, conventions, markers, notebooks, opening
 
-PY_TODO = re.compile(r"^\s*#\s*TODO\s+(\d+)\s*:\s*(.*?)\s*$")
-HTML_TODO = re.compile(r"^\s*<!--\s*TODO\s+(\d+)\s*:\s*(.*?)\s*-->\s*$")
-PY_MARKERS = {
-    "BEGIN SOLUTION": re.compile(r"^(\s*)#\s*BEGIN SOLUTION\s*$"),
-    "END SOLUTION": re.compile(r"^\s*#\s*END SOLUTION\s*$"),
-    "BEGIN HIDDEN TESTS": re.compile(r"^\s*#\s*BEGIN HIDDEN TESTS\s*$"),
-    "END HIDDEN TESTS": re.compile(r"^\s*#\s*END HIDDEN TESTS\s*$"),
-}
-HTML_MARKERS = {
-    "BEGIN SOLUTION": re.compile(r"^(\s*)<!--\s*BEGIN SOLUTION\s*-->\s*$"),
-    "END SOLUTION": re.compile(r"^\s*<!--\s*END SOLUTION\s*-->\s*$"),
-}
 _ANY_MARKER = re.compile(rb"BEGIN SOLUTION|END SOLUTION|BEGIN HIDDEN TESTS|END HIDDEN TESTS")
 _IGNORED_FILES = {".DS_Store"}
 README = """\
@@ -55,49 +46,12 @@ class ReleaseError(ValueError):
     """A solution file that cannot be turned into a lab (names the file and line)."""
 
 
-def todo_continuation(lines: list[str], start: int) -> tuple[str, int]:
-    """A ``# TODO n: ...`` line's text with the plain comment lines that continue it.
-
-    Returns the text and the index of the first line after the TODO's comment block.
-    """
-    match = PY_TODO.match(lines[start])
-    parts = [match.group(2)]
-    index = start + 1
-    while index < len(lines):
-        line = lines[index].strip()
-        if not line.startswith("#") or PY_TODO.match(line):
-            break
-        if any(marker.match(line) for marker in PY_MARKERS.values()):
-            break
-        parts.append(line.lstrip("#").strip())
-        index += 1
-    return " ".join(p for p in parts if p), index
-
-
-def todo_before(out: list[str], *, html: bool = False) -> tuple[str, str] | None:
-    """The TODO (number, text) whose comment block ends just before a BEGIN SOLUTION line."""
-    filled = [i for i, line in enumerate(out) if line.strip()]
-    if html:
-        match = HTML_TODO.match(out[filled[-1]]) if filled else None
-        return (match.group(1), match.group(2)) if match else None
-    for i in reversed(filled):
-        if PY_TODO.match(out[i]):
-            text, end = todo_continuation(out, i)
-            return (PY_TODO.match(out[i]).group(1), text) if end > filled[-1] else None
-        if not out[i].strip().startswith("#"):
-            return None
-    return None
-
-
 def _strip(source: str, where: str, *, html: bool = False) -> str:
     """Replace solution regions (stub or removal) and drop hidden-test regions in one text."""
-    markers, todo_re = (HTML_MARKERS, HTML_TODO) if html else (PY_MARKERS, PY_TODO)
     out: list[str] = []
     open_region: tuple[str, int] | None = None  # (kind, line number of its BEGIN)
     for number, line in enumerate(source.splitlines(keepends=True), start=1):
-        hit = next(
-            ((name, m) for name, m in ((n, r.match(line)) for n, r in markers.items()) if m), None
-        )
+        hit = markers.marker(line, html=html)
         if hit is None:
             if open_region is None:
                 out.append(line)
@@ -112,14 +66,14 @@ def _strip(source: str, where: str, *, html: bool = False) -> str:
                 )
             open_region = (kind, number)
             if kind == "SOLUTION":
-                todo = todo_before(out, html=html)
+                todo = markers.todo_before(out, html=html)
                 if todo is None:
                     wanted = "<!-- TODO n: ... -->" if html else "# TODO n: ..."
                     raise ReleaseError(
                         f"{where}:{number}: BEGIN SOLUTION must follow a '{wanted}' line"
                     )
                 if not html:
-                    text = f"TODO {todo[0]}: {conventions.goal(todo[1])}"
+                    text = f"TODO {todo[0]}: {markers.goal(todo[1])}"
                     newline = "\n" if line.endswith("\n") else ""
                     stub = f"raise NotImplementedError({json.dumps(text, ensure_ascii=False)})"
                     out.append(f"{match.group(1)}{stub}{newline}")
@@ -161,7 +115,7 @@ def release_python(source: str, where: str) -> str:
 
 def release_html(source: str, where: str) -> str:
     for number, line in enumerate(source.splitlines(), start=1):
-        if PY_MARKERS["BEGIN HIDDEN TESTS"].match(line):
+        if markers.PY_MARKERS["BEGIN HIDDEN TESTS"].match(line):
             raise ReleaseError(f"{where}:{number}: hidden tests belong in notebook test cells")
     return _strip(source, where, html=True)
 
@@ -282,10 +236,12 @@ def write(generated: dict[str, bytes], labs: Path) -> list[str]:
 
 
 def stamp_sources(folders: list[Path], write: bool) -> list[str]:
-    """Write the Colab badge and setup cell into the source notebooks under ``folders``.
+    """Write the Colab badge and setup cell into the source notebooks under ``folders``, and
+    a lab's TODO list into its opening cell (:mod:`.opening`, notebooks under ``solutions/``).
 
-    Returns the notebooks whose badge or setup cell was stale (rewritten when ``write``). Each
-    notebook's repository path is taken relative to the folder holding ``pyproject.toml``.
+    Returns the notebooks whose badge, setup cell or TODO list was stale (rewritten when
+    ``write``). Each notebook's repository path is taken relative to the folder holding
+    ``pyproject.toml``.
     """
     stale = []
     for folder in folders:
@@ -295,7 +251,8 @@ def stamp_sources(folders: list[Path], write: bool) -> list[str]:
         for path in notebooks.discover([folder]):
             nb = notebooks.read(path)
             rel = path.relative_to(folder.resolve().parent).as_posix()
-            if colab.stamp(nb, rel, url, ref, where=str(path)):
+            listed = folder.name == "solutions" and opening.stamp(nb, path.parent)
+            if colab.stamp(nb, rel, url, ref, where=str(path)) | listed:
                 stale.append(rel)
                 if write:
                     notebooks.write(nb, path)
@@ -310,6 +267,46 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--labs", type=Path, help="labs folder (default: <repo>/labs)")
 
 
+def _known_problems(solutions: Path, repo: Path | None) -> list[str]:
+    """One line per lab or notebook whose known problems an allowlist waives (reported, not
+    refused): :data:`conventions.UNCONVERTED_LABS` and :data:`cells.NOT_YET_SHORT`."""
+    lines = []
+    for lab in lab_folders(solutions):
+        waived = conventions.waived(lab)
+        if waived:
+            lines.append(f"known:   {lab.name}: {len(waived)} problem(s) waived by "
+                         "conventions.UNCONVERTED_LABS, e.g. " + waived[0])  # fmt: skip
+    if repo is not None:
+        for rel, count in sorted(_count(cells.check(repo)[1]).items()):
+            lines.append(f"known:   {rel}: {count} long-cell problem(s) waived by "
+                         "cells.NOT_YET_SHORT")  # fmt: skip
+    return lines
+
+
+def _count(problems: list[str]) -> dict[str, int]:
+    counted: dict[str, int] = {}
+    for line in problems:
+        rel = line.split(" cell ")[0].split(":")[0]
+        counted[rel] = counted.get(rel, 0) + 1
+    return counted
+
+
+def _check(stale, generated, labs: Path, solutions: Path, repo: Path | None) -> int:
+    problems = [f"stale:   {rel} (Colab badge, setup cell or TODO list)" for rel in stale]
+    problems += compare(generated, labs)
+    long_cells = cells.check(repo)[0] if repo is not None else []
+    for line in [*_known_problems(solutions, repo), *problems, *long_cells]:
+        print(line)
+    if problems:
+        print(f"{labs} is out of date with {solutions}: run `prodml release`")
+    if long_cells:
+        print(f"{len(long_cells)} cell problem(s): shorten the cells (CONTRIBUTING.md, Notebooks)")
+    if problems or long_cells:
+        return 1
+    print(f"{labs} is up to date ({len(generated)} files)")
+    return 0
+
+
 def main(args: argparse.Namespace) -> int:
     repo = None if (args.solutions and args.labs) else notebooks.find_repo()
     solutions = args.solutions or repo / "solutions"
@@ -320,20 +317,14 @@ def main(args: argparse.Namespace) -> int:
         )
         generated = generate(solutions)
         if args.check:
-            problems = [f"stale:   {rel} (Colab badge or setup cell)" for rel in stale]
-            problems += compare(generated, labs)
-            for line in problems:
-                print(line)
-            if problems:
-                print(f"{labs} is out of date with {solutions}: run `prodml release`")
-                return 1
-            print(f"{labs} is up to date ({len(generated)} files)")
-            return 0
+            return _check(stale, generated, labs, solutions, repo)
         changes = write(generated, labs)
     except (ReleaseError, colab.ColabError, FileNotFoundError) as error:
         print(f"prodml release: {error}")
         return 1
-    for line in [f"updated  {rel} (Colab badge or setup cell)" for rel in stale] + changes:
+    for line in [
+        f"updated  {rel} (Colab badge, setup cell or TODO list)" for rel in stale
+    ] + changes:
         print(line)
     print(f"wrote {labs} from {solutions}: {len(generated)} files, {len(changes)} changed")
     return 0

@@ -1,7 +1,8 @@
 """``prodml run``: execute notebooks headlessly with papermill, in course order.
 
 Each notebook runs at its default parameters (``--smoke``: ``SMOKE=True``, ``--full``:
-``FULL=True``, plus any ``-p NAME VALUE``) with kernel ``python3``, its own folder as cwd (labs
+``FULL=True``, plus any ``-p NAME VALUE``) with kernel ``python3`` and the workbook's one
+notebook engine (:mod:`prodml.workbook.engine`, the one ``prodml grade`` runs too), its own folder as cwd (labs
 import the app files beside them), ``PRODML_RUN_DIR`` set to the run folder and
 ``PRODML_NOTEBOOK`` to its stem. Executed copies, ``summary.json`` and ``summary.md`` (status,
 seconds, the metrics each notebook passed to :func:`prodml.workbook.record`, the first line of
@@ -23,7 +24,7 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-from prodml.workbook import metrics_path, notebooks
+from prodml.workbook import engine, metrics_path, notebooks
 
 
 def _repo() -> Path | None:
@@ -102,32 +103,6 @@ def summary_markdown(results: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _kernel_manager_class(stderr=None):
-    """A Jupyter kernel manager whose kernels talk over IPC (Unix sockets in the runtime
-    folder) rather than TCP on loopback. The kernel and this process are on one machine, so
-    nothing needs TCP, and ipykernel then has no reason to warn, once per notebook, that
-    "Kernel is running over TCP without encryption".
-
-    ``stderr``: an open file that receives the kernel process's own standard error (what the
-    kernel writes outside any cell: TensorFlow's C++ start-up lines, which no setting silences
-    in TF 2.21, or a crash's last words), instead of the terminal. What cells print still goes
-    to the notebook, as always."""
-    from jupyter_client.manager import KernelManager
-    from traitlets import default
-
-    class IPCKernelManager(KernelManager):
-        @default("transport")
-        def _default_transport(self):
-            return "ipc" if os.name == "posix" else "tcp"  # Windows has no IPC transport
-
-        def start_kernel(self, **kw):  # kw: Popen arguments, as jupyter_client documents
-            if stderr is not None:
-                kw.setdefault("stderr", stderr)
-            return super().start_kernel(**kw)
-
-    return IPCKernelManager
-
-
 def kernel_log_path(run_dir: Path, stem: str) -> Path:
     """Where ``prodml run`` keeps a notebook's kernel standard error (under the run folder)."""
     return Path(run_dir) / "logs" / f"{stem}.kernel.log"
@@ -148,17 +123,18 @@ def execute_one(notebook: Path, output: Path, params: dict, run_dir: Path, cell_
     error = None
     kernel_log = kernel_log_path(run_dir, stem)
     kernel_log.parent.mkdir(parents=True, exist_ok=True)
-    stderr = open(kernel_log, "wb")  # noqa: SIM115 - open for the kernel's whole life
+    kernel_log.write_bytes(b"")
     try:
-        papermill.execute_notebook(
+        papermill.execute_notebook(  # the workbook's one engine (prodml.workbook.engine)
             str(notebook),
             str(output),
             parameters=params,
             kernel_name="python3",
             cwd=str(notebook.parent),
             progress_bar=True,
-            execution_timeout=cell_timeout,
-            kernel_manager_class=_kernel_manager_class(stderr),
+            engine_name=engine.ENGINE,
+            limits=engine.Limits(cell_timeout=cell_timeout),
+            kernel_log=kernel_log,
         )
     except PapermillExecutionError as exc:
         error = f"{exc.ename}: {notebooks.first_line(exc.evalue)}"
@@ -166,7 +142,6 @@ def execute_one(notebook: Path, output: Path, params: dict, run_dir: Path, cell_
         error = f"{type(exc).__name__}: {notebooks.first_line(str(exc))}"
         error += f" (the kernel's standard error: {kernel_log})"
     finally:
-        stderr.close()
         for key, value in saved.items():
             if value is None:
                 os.environ.pop(key, None)
