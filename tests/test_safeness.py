@@ -1,6 +1,7 @@
-"""The safeness gate (prodml.babyweight.safeness): a candidate loaded in a fresh prediction
-service, fed valid, extreme, missing and malformed inputs, blocked when it crashes, answers NaN
-or infinity, refuses a valid input, or breaks the deployed signature."""
+"""The safeness gate (prodml.serving.safeness, fed babyweight's probes from
+prodml.babyweight.probes): a candidate loaded in a fresh prediction service, fed valid, extreme,
+missing and malformed inputs, blocked when it crashes, answers NaN or infinity, refuses a valid
+input, or breaks the deployed signature."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ import math
 from pathlib import Path
 
 import pytest
-from prodml.babyweight import safeness
+from prodml.babyweight import probes
+from prodml.serving import safeness
 
 
 def export_model(path: Path, *, nan_at_age=None, abort_above_age=None, output="weight") -> Path:
@@ -51,9 +53,17 @@ def export_model(path: Path, *, nan_at_age=None, abort_above_age=None, output="w
     return path
 
 
+def gate(candidate, reference=None):
+    """The gate as the notebook and the DAG call it: babyweight's probes, signature, range."""
+    return safeness.check(
+        candidate, probes.probe_set(), reference=reference,
+        signature=probes.SIGNATURE, plausible=probes.PLAUSIBLE_WEIGHT,
+    )  # fmt: skip
+
+
 # -- fast: the probe set, the classification, the signature comparison -------------------------
 def test_the_probes_cover_every_kind_and_every_feature():
-    found = safeness.probes()
+    found = [safeness.Probe(*p) for p in probes.probe_set()]
     assert {p.kind for p in found} == set(safeness.KINDS)
     names = " ".join(p.name for p in found)
     for feature in ("is_male", "mother_age", "plurality", "gestation_weeks"):
@@ -87,7 +97,7 @@ def test_classify_names_each_outcome():
 
 
 def test_signature_changes_that_break_clients_are_named():
-    ref = safeness.CONTRACT_SIGNATURE
+    ref = probes.SIGNATURE
     assert safeness.compare_signatures(ref, ref) == []
     renamed = {"serving_default": {**ref["serving_default"], "outputs": {"weight_lb": ("DT_FLOAT", (-1, 1))}}}  # fmt: skip
     assert safeness.compare_signatures(renamed, ref) == ["serving_default: output 'weight' is gone"]
@@ -102,13 +112,27 @@ def test_signature_changes_that_break_clients_are_named():
     assert safeness.compare_signatures({}, ref) == ["signature 'serving_default' is gone"]
 
 
+def test_the_gate_refuses_to_judge_without_what_it_needs(tmp_path):
+    """Bad settings are refused before any process starts, each with the reason."""
+    some = probes.probe_set()
+    with pytest.raises(ValueError, match="reference=.*signature="):
+        safeness.check(tmp_path, some)  # nothing to compare the signature with
+    with pytest.raises(ValueError, match="no probes given"):
+        safeness.check(tmp_path, [], signature=probes.SIGNATURE)
+    with pytest.raises(ValueError, match=r"kind\(s\) \['weird'\] unknown"):
+        safeness.check(tmp_path, [*some, ("x", "weird", [{}])], signature=probes.SIGNATURE)
+    only_malformed = [p for p in some if p[1] == "malformed"]
+    with pytest.raises(ValueError, match="no valid probe"):
+        safeness.check(tmp_path, only_malformed, signature=probes.SIGNATURE)
+
+
 # -- slow: a fresh prediction service per check ---------------------------------------------------
 @pytest.mark.slow
 def test_the_gate_passes_a_clean_model_and_blocks_one_that_answers_nan_on_one_input(tmp_path):
-    healthy = safeness.check(export_model(tmp_path / "healthy"))
+    healthy = gate(export_model(tmp_path / "healthy"))
     assert healthy.passed, healthy.summary()
     frame = healthy.probes
-    assert len(frame) == len(safeness.probes())
+    assert len(frame) == len(probes.probe_set())
     assert set(frame.loc[frame["kind"] == "valid", "outcome"]) == {"answered"}
     assert frame.loc[frame["kind"] == "valid", "plausible"].all()
     # malformed requests are refused with the server's message, not crashed on
@@ -116,7 +140,7 @@ def test_the_gate_passes_a_clean_model_and_blocks_one_that_answers_nan_on_one_in
     assert refused["outcome"] == "refused" and refused["status"] == 400
     assert "mother_age" in refused["detail"]
 
-    buggy = safeness.check(export_model(tmp_path / "nan", nan_at_age=12.0), reference=tmp_path / "healthy")  # fmt: skip
+    buggy = gate(export_model(tmp_path / "nan", nan_at_age=12.0), reference=tmp_path / "healthy")  # fmt: skip
     assert not buggy.passed
     assert buggy.reasons == [
         "non-finite: mother_age = 12 and 50 (valid) answered [nan, 7.84]"  # 7.3 + 0.24 + 0.3
@@ -126,7 +150,7 @@ def test_the_gate_passes_a_clean_model_and_blocks_one_that_answers_nan_on_one_in
 
 @pytest.mark.slow
 def test_a_model_that_kills_the_process_is_blocked_and_the_gate_survives(tmp_path):
-    report = safeness.check(export_model(tmp_path / "abort", abort_above_age=1000.0))
+    report = gate(export_model(tmp_path / "abort", abort_above_age=1000.0))
     assert not report.passed
     crashed = report.probes[report.probes["outcome"] == "crash"]
     assert crashed.iloc[0]["probe"] == "mother_age = 1e+06"
@@ -140,21 +164,21 @@ def test_a_model_that_kills_the_process_is_blocked_and_the_gate_survives(tmp_pat
 
 @pytest.mark.slow
 def test_a_changed_signature_or_an_unloadable_export_is_blocked(tmp_path):
-    renamed = safeness.check(export_model(tmp_path / "renamed", output="weight_lb"))
+    renamed = gate(export_model(tmp_path / "renamed", output="weight_lb"))
     assert renamed.signature_problems == ["serving_default: output 'weight' is gone"]
     assert not renamed.passed and renamed.probes["outcome"].isin(["answered", "refused"]).all()
 
     broken = tmp_path / "broken"
     broken.mkdir()
     (broken / "saved_model.pb").write_bytes(b"not a SavedModel")
-    report = safeness.check(broken)
+    report = gate(broken)
     assert not report.passed and report.load_error
     assert report.reasons[0].startswith("the candidate did not load")
 
 
 @pytest.mark.slow
 def test_the_trained_babyweight_model_is_safe_to_serve(babyweight_export):
-    report = safeness.check(babyweight_export)
+    report = gate(babyweight_export)
     assert report.passed, report.summary()
     assert report.signature_problems == []
 
@@ -164,7 +188,31 @@ def test_the_dags_safeness_task_blocks_the_nan_model_and_passes_the_clean_one(ru
     monkeypatch.setenv("AIRFLOW_HOME", str(run_dir / "airflow"))  # importing airflow: not ~/airflow
     from prodml.dags import babyweight_dag
 
-    gate = babyweight_dag.safeness_gate.function  # the task's own code, as Airflow calls it
+    task = babyweight_dag.safeness_gate.function  # the task's own code, as Airflow calls it
     clean = export_model(run_dir / "candidates" / "clean")
-    assert gate(str(clean)) is True  # nothing deployed yet: compared with the contract
-    assert gate(str(export_model(run_dir / "candidates" / "nan", nan_at_age=12.0))) is False
+    untracked = {"run_id": None, "model_version": None}
+    assert task({"export_path": str(clean), **untracked}) is True  # nothing deployed: contract
+    nan = export_model(run_dir / "candidates" / "nan", nan_at_age=12.0)
+    assert task({"export_path": str(nan), **untracked}) is False
+
+
+@pytest.mark.slow
+def test_an_unsafe_version_is_tagged_in_its_run_and_gets_no_alias(run_dir, monkeypatch):
+    """With tracking on, the task writes its verdict into the DAG run's MLflow run; an unsafe
+    version is neither champion nor challenger (a canary deploys the challenger)."""
+    mlflow = pytest.importorskip("mlflow")
+    monkeypatch.setenv("AIRFLOW_HOME", str(run_dir / "airflow"))
+    from prodml import tracking
+    from prodml.dags import babyweight_dag
+
+    nan = export_model(run_dir / "candidates" / "nan", nan_at_age=12.0)
+    tracking.use(experiment="safeness")
+    with mlflow.start_run() as run:
+        pass
+    trained = {"export_path": str(nan), "run_id": run.info.run_id, "model_version": 1}
+    assert babyweight_dag.safeness_gate.function(trained) is False
+    logged = mlflow.MlflowClient().get_run(run.info.run_id).data
+    assert logged.metrics["gate_safe"] == 0.0
+    assert logged.tags["gate.decision"] == "unsafe"
+    assert logged.tags["gate.safeness"].startswith("non-finite: mother_age = 12 and 50")
+    assert mlflow.MlflowClient().search_registered_models() == []  # no alias, nothing registered

@@ -6,15 +6,18 @@ version, parsed locally and run only on Google Cloud). Here each step is a Pytho
 same call through the workbook's backends (the local warehouse and object store, or BigQuery
 and GCS when configured), so the DAG runs with ``airflow dags test`` on a laptop.
 
-Between training and deployment sit two gates. ``safeness_gate`` loads the new model in a fresh
-prediction service and feeds it valid, extreme, missing and malformed inputs
-(:mod:`prodml.babyweight.safeness`): a model that crashes, answers NaN or infinity, refuses a
-valid input or changes the deployed signature goes no further. Then the release gate (the course's "release, develop and
-test" cycle): ``release_gate`` scores the new model and the deployed one on the same eval rows
-and lets the run go on only when the new model is not worse by more than a margin. It is a
-short-circuit task: when it returns False, ``deploy_model`` is skipped and the serving base path
-keeps its current version. (On Composer the same gate is a ``ShortCircuitOperator``, the
-TaskFlow ``@task.short_circuit`` here.)
+Between training and deployment sit two gates. ``safeness_gate`` loads the new model in a
+fresh prediction service and feeds it valid, extreme, missing and malformed inputs
+(:mod:`prodml.serving.safeness`, with babyweight's probes from :mod:`prodml.babyweight.probes`):
+a model that crashes, answers NaN or infinity, refuses a valid input or changes the deployed
+signature goes no further, and its MLflow run is tagged ``gate.decision = unsafe`` (it gets no
+alias: a canary that deploys the ``challenger`` never serves it). Then the release gate (the
+course's "release, develop and test" cycle): ``release_gate`` scores the new model and the
+deployed one on the same eval rows and lets the run go on only when the new model is not worse
+by more than a margin (:func:`decide`, the one place that decides). Both are short-circuit
+tasks: when one returns False, everything after it is skipped and the serving base path keeps
+its current version. (On Composer the same gates are ``ShortCircuitOperator`` s, the TaskFlow
+``@task.short_circuit`` here.)
 
 Each DAG run is one MLflow run (experiment ``babyweight_pipeline`` in the run folder's store,
 when MLflow is installed): ``train_model`` opens it with the run's settings, the data it read
@@ -190,7 +193,9 @@ def _record_safeness(trained: dict, report) -> None:
     tracking.use(experiment=None)
     client, run_id = mlflow.MlflowClient(), trained["run_id"]
     client.log_metric(run_id, "gate_safe", float(report.passed))
-    client.set_tag(run_id, "gate.safeness", "safe" if report.passed else "; ".join(report.reasons)[:4000])
+    client.set_tag(
+        run_id, "gate.safeness", "safe" if report.passed else "; ".join(report.reasons)[:4000]
+    )
     if not report.passed:
         client.set_tag(run_id, "gate.decision", "unsafe")
 
@@ -200,11 +205,15 @@ def safeness_gate(trained: dict) -> bool:
     """Safeness step: the new model in a fresh ``prodml serve`` process, probed; its signatures
     compared with the deployed version's. False skips the release gate and ``deploy_model``."""
     from prodml import savedmodel, storage
-    from prodml.babyweight import safeness
+    from prodml.babyweight import probes
+    from prodml.serving import safeness
 
     base = storage.path("models", "babyweight")
     deployed = savedmodel.latest(base) if savedmodel.versions(base) else None
-    report = safeness.check(trained["export_path"], reference=deployed)
+    report = safeness.check(
+        trained["export_path"], probes.probe_set(), reference=deployed,
+        signature=probes.SIGNATURE, plausible=probes.PLAUSIBLE_WEIGHT,
+    )  # fmt: skip
     print(report.summary())
     _record_safeness(trained, report)
     return report.passed

@@ -1,29 +1,29 @@
 """Model safeness: may this candidate face live traffic without crashing or answering nonsense?
 
 A quality gate asks whether a candidate predicts *better*; a safeness gate asks whether it is
-safe to serve at all. The candidate is loaded in a **fresh process**, the way the prediction
-service loads it (``prodml serve`` on 127.0.0.1, nothing of the trainer's memory in it), and
-sent probe requests over HTTP:
+safe to serve at all. :func:`check` loads the candidate in a **fresh process**, the way the
+prediction service loads it (``prodml serve`` on 127.0.0.1, nothing of the trainer's memory in
+it), and sends it probe requests over HTTP. The gate names no model: the probes, the signature
+clients rely on and the plausible answers come from the model's contract
+(:mod:`prodml.babyweight.probes` for babyweight). Each probe has a kind:
 
-- ``valid``: the course's instance, each number at the ends of its plausible range, every
-  category value in one batch; each must be answered with finite numbers;
-- ``extreme``: numbers far outside the range (0, negative, 1e6, float32's largest, infinity);
-- ``missing``: empty strings, ``NaN`` (what ``json.dumps`` writes for a missing pandas number),
-  ``null``, a feature left out;
-- ``malformed``: numbers as strings, strings as numbers, booleans, lists, an extra feature, an
-  unknown category, an empty batch.
+- ``valid``: inputs the contract accepts; each must be answered with finite numbers;
+- ``extreme``: numbers far outside the plausible range;
+- ``missing``: a value left empty, NaN, null or out;
+- ``malformed``: a value of the wrong type, an unknown category, an extra feature, no instances.
 
 An ``extreme``, ``missing`` or ``malformed`` probe may be refused with a 4xx (a clean error that
 names the problem) or answered with finite numbers. The candidate is **blocked** when the
 process dies or answers 5xx or hangs (``crash``), when an answer holds NaN or infinity
 (``non-finite``) or not one prediction per instance (``wrong number of answers``), when a valid
-input is refused (``refused a valid input``), or when its
-signatures differ from the deployed version's (or, with nothing deployed, from the contract's):
-clients written against the deployed signature would break. Answers outside the label's
-plausible range are reported (``plausible``), not blocked: a finite but absurd answer to an
-absurd input is what the input checks at the boundary are for.
+input is refused (``refused a valid input``), or when its signatures differ from the deployed
+version's (or, with nothing deployed, from the contract's): clients written against the deployed
+signature would break. Answers outside the plausible range are reported (``plausible``), not
+blocked: a finite but absurd answer to an absurd input is what the input checks at the boundary
+are for.
 
-    report = safeness.check(candidate_export, reference=deployed_export)
+    report = safeness.check(candidate_export, probes.probe_set(), reference=deployed_export,
+                            signature=probes.SIGNATURE, plausible=probes.PLAUSIBLE_WEIGHT)
     report.passed, report.reasons, report.probes  # a DataFrame, one row per probe
 """
 
@@ -32,75 +32,34 @@ from __future__ import annotations
 import json
 import math
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from typing import NamedTuple
 
-from prodml.babyweight import COURSE_INSTANCE, GENDERS, PLURALITIES, RANGES
-from prodml.babyweight.contract import NUMERIC_FEATURES, STRING_FEATURES
+from prodml import serving
 
 KINDS = ("valid", "extreme", "missing", "malformed")
 #: outcomes that block the candidate
 UNSAFE = ("crash", "non-finite", "wrong number of answers", "refused a valid input")
-#: birth weights a model may answer for a valid input without raising an eyebrow (lb)
-PLAUSIBLE_WEIGHT = (0.5, 20.0)
-#: the signature the contract implies, used when nothing is deployed yet to compare against
-CONTRACT_SIGNATURE = {
-    "serving_default": {
-        "inputs": {
-            **{f: ("DT_STRING", (-1,)) for f in STRING_FEATURES},
-            **{f: ("DT_FLOAT", (-1,)) for f in NUMERIC_FEATURES},
-        },
-        "outputs": {"weight": ("DT_FLOAT", (-1, 1))},
-    }
-}
 
 
-@dataclass(frozen=True)
-class Probe:
-    """One probe request: a name, its kind (one of :data:`KINDS`) and its instances."""
+class Probe(NamedTuple):
+    """One probe request: a name, its kind (one of :data:`KINDS`) and its instances. A plain
+    ``(name, kind, instances)`` triple is one too (a model's contract builds those)."""
 
     name: str
     kind: str
-    instances: list = field(default_factory=list)
+    instances: list
 
 
-_LEFT_OUT = object()
-#: a value outside each string feature's vocabulary
-_UNKNOWN = {"is_male": "Maybe", "plurality": "Sextuplets(6)"}
-
-
-def _with(**changes) -> dict:
-    """The course's instance with some features changed (``_LEFT_OUT``: the feature left out)."""
-    instance = {**COURSE_INSTANCE, **changes}
-    return {k: v for k, v in instance.items() if v is not _LEFT_OUT}
-
-
-def probes() -> list[Probe]:
-    """The probe set, built from the feature contract (features, ranges, category values)."""
-    found = [Probe("the course's instance", "valid", [dict(COURSE_INSTANCE)])]
-    for name in NUMERIC_FEATURES:
-        low, high = RANGES[name]
-        found.append(Probe(f"{name} = {low} and {high}", "valid", [_with(**{name: float(v)}) for v in (low, high)]))  # fmt: skip
-    every = [_with(is_male=g, plurality=p) for g in GENDERS for p in PLURALITIES]
-    found.append(Probe("every category value, one batch", "valid", every))
-    for name in NUMERIC_FEATURES:
-        for value in (0.0, -1.0, 1e6, 3.4e38, math.inf):
-            found.append(Probe(f"{name} = {value:g}", "extreme", [_with(**{name: value})]))
-        found.append(Probe(f"{name} = NaN", "missing", [_with(**{name: math.nan})]))
-        found.append(Probe(f"{name} = null", "missing", [_with(**{name: None})]))
-        found.append(Probe(f"{name} left out", "missing", [_with(**{name: _LEFT_OUT})]))
-        found.append(Probe(f"{name} as a string", "malformed", [_with(**{name: "twenty"})]))
-    for name in STRING_FEATURES:
-        found.append(Probe(f"{name} = ''", "missing", [_with(**{name: ""})]))
-        found.append(
-            Probe(f"{name} unknown", "malformed", [_with(**{name: _UNKNOWN.get(name, "?")})])
-        )
-        found.append(Probe(f"{name} as a number", "malformed", [_with(**{name: 1})]))
-        found.append(Probe(f"{name} as a boolean", "malformed", [_with(**{name: True})]))
-    found += [
-        Probe("a list for a number", "malformed", [_with(mother_age=[26.0, 27.0])]),
-        Probe("an extra feature", "malformed", [_with(race="x")]),
-        Probe("an empty batch", "malformed", []),
-    ]
+def _probes(given) -> list[Probe]:
+    found = [Probe(*p) for p in given]
+    if not found:
+        raise ValueError("no probes given: a gate that sends nothing passes everything")
+    bad = sorted({p.kind for p in found} - set(KINDS))
+    if bad:
+        raise ValueError(f"probe kind(s) {bad} unknown: each probe's kind is one of {KINDS}")
+    if not any(p.kind == "valid" for p in found):
+        raise ValueError("no valid probe: the gate must see the candidate answer a valid input")
     return found
 
 
@@ -130,7 +89,7 @@ def classify(probe: Probe, status: int | None, body: str) -> tuple[str, str, lis
     return "answered", "", numbers
 
 
-def _signature(metadata: dict) -> dict:
+def signature_of(metadata: dict) -> dict:
     """TF Serving's metadata JSON -> {signature: {inputs|outputs: {name: (dtype, shape)}}}."""
     defs = metadata["metadata"]["signature_def"]["signature_def"]
 
@@ -210,29 +169,54 @@ def _post(url: str, probe: Probe, timeout: float) -> tuple[int | None, str]:
     return answer.status_code, answer.text
 
 
-def _plausible(outcome: str, numbers: list[float]) -> bool | None:
-    if outcome != "answered" or not numbers:
+def _plausible(outcome: str, numbers: list[float], plausible) -> bool | None:
+    if plausible is None or outcome != "answered" or not numbers:
         return None
-    low, high = PLAUSIBLE_WEIGHT
+    low, high = plausible
     return all(low <= v <= high for v in numbers)
+
+
+def _send_all(server, probes: list[Probe], plausible, timeout: float) -> list[list]:
+    """Each probe to the candidate, one row per probe; a dead server is reported, not raised."""
+    rows = []
+    for probe in probes:
+        if server.process.poll() is not None:
+            status, body = None, f"the server had died (exit {server.process.returncode})"
+        else:
+            status, body = _post(f"{server.url}/v1/models/candidate:predict", probe, timeout)
+            if status is None and server.process.poll() is not None:
+                body = f"the server died (exit {server.process.returncode})"
+        outcome, detail, numbers = classify(probe, status, body)
+        row = [probe.name, probe.kind, len(probe.instances), status, outcome, detail]
+        rows.append(
+            [*row, numbers[0] if numbers else None, _plausible(outcome, numbers, plausible)]
+        )
+    return rows
 
 
 def check(
     candidate: str | os.PathLike,
+    probes,
+    *,
     reference: str | os.PathLike | None = None,
-    probe_set: list[Probe] | None = None,
+    signature: dict | None = None,
+    plausible: tuple[float, float] | None = None,
     timeout: float = 30.0,
 ) -> Report:
     """Load ``candidate`` (an export folder) in a fresh ``prodml serve`` process, send it every
-    probe (default :func:`probes`), and compare its signatures with ``reference``'s (the deployed
-    export) or, without one, with :data:`CONTRACT_SIGNATURE`. ``timeout``: seconds per probe."""
+    probe (:class:`Probe` s or ``(name, kind, instances)`` triples), and compare its signatures
+    with ``reference``'s (the deployed export) or, with nothing deployed, with ``signature``
+    (the one the contract implies, as :func:`signature_of` returns). ``plausible``: the
+    ``(low, high)`` of answers reported as plausible. ``timeout``: seconds per probe."""
     import time
 
     import pandas as pd
     import requests
 
-    from prodml import serving
-
+    probes = _probes(probes)
+    if reference is None and signature is None:
+        raise ValueError("give the deployed export (reference=) or, with nothing deployed, "
+                         "the signature clients are written against (signature=)")  # fmt: skip
     started = time.perf_counter()
     columns = ["probe", "kind", "instances", "status", "outcome", "detail", "answer", "plausible"]
     models = {"candidate": candidate, **({"reference": reference} if reference else {})}
@@ -241,35 +225,23 @@ def check(
     except (RuntimeError, TimeoutError) as exc:
         why = str(exc).splitlines()[-1] if str(exc) else type(exc).__name__
         return Report(pd.DataFrame(columns=columns), [], why, time.perf_counter() - started)
-    rows = []
     with server:
         meta = {m: requests.get(f"{server.url}/v1/models/{m}/metadata", timeout=timeout).json() for m in models}  # fmt: skip
-        want = _signature(meta["reference"]) if reference else CONTRACT_SIGNATURE
-        problems = compare_signatures(_signature(meta["candidate"]), want)
-        for probe in probe_set or probes():
-            if server.process.poll() is not None:
-                status, body = None, f"the server had died (exit {server.process.returncode})"
-            else:
-                status, body = _post(f"{server.url}/v1/models/candidate:predict", probe, timeout)
-                if status is None and server.process.poll() is not None:
-                    body = f"the server died (exit {server.process.returncode})"
-            outcome, detail, numbers = classify(probe, status, body)
-            row = (probe.name, probe.kind, len(probe.instances), status, outcome, detail)
-            rows.append([*row, numbers[0] if numbers else None, _plausible(outcome, numbers)])
+        want = signature_of(meta["reference"]) if reference else signature
+        problems = compare_signatures(signature_of(meta["candidate"]), want)
+        rows = _send_all(server, probes, plausible, timeout)
     return Report(
         pd.DataFrame(rows, columns=columns), problems, None, time.perf_counter() - started
     )
 
 
 __all__ = [
-    "CONTRACT_SIGNATURE",
     "KINDS",
-    "PLAUSIBLE_WEIGHT",
     "UNSAFE",
     "Probe",
     "Report",
     "check",
     "classify",
     "compare_signatures",
-    "probes",
+    "signature_of",
 ]
