@@ -101,7 +101,7 @@ def test_the_embedding_has_one_row_per_vocabulary_entry(trained):
     weights = model.get_layer("cross_embedding").get_weights()[0]
     np.testing.assert_allclose(vectors, weights, rtol=1e-5, atol=1e-6)
     metadata = read_tsv(paths["metadata"])
-    assert metadata[0] == ["bin", "pairs", "label", "age", "weeks", "rows"]
+    assert metadata[0] == ["bin", "pairs", "label", "age", "weeks", "rows", "mean_weight"]
     assert len(metadata) == bins + 1 and [int(r[0]) for r in metadata[1:]] == list(range(bins))
     pairs = [int(r[1]) for r in metadata[1:]]
     ages, weeks = len(babyweight_model.AGE_BOUNDARIES) + 1, len(babyweight_model.GESTATION_BOUNDARIES) + 1  # fmt: skip
@@ -110,6 +110,9 @@ def test_the_embedding_has_one_row_per_vocabulary_entry(trained):
     assert sum(int(r[5]) for r in metadata[1:]) == len(rows)  # every row lands in one bin
     course = next(r for r in metadata[1:] if "age 26 x 39 wk" in r[2].split(" | "))
     assert int(course[5]) > 0  # the course's instance's bin is one the training rows reach
+    reached = [float(r[6]) for r in metadata[1:] if int(r[5]) > 0]
+    assert all(0 < w < 20 for w in reached)  # the rows' mean birth weight (lb)
+    assert all(r[6] == "" for r in metadata[1:] if int(r[5]) == 0)  # none: left empty
 
 
 @pytest.mark.slow

@@ -163,7 +163,8 @@ def cross_embedding(model: keras.Model, rows=None):
     ``age`` and ``weeks`` (the first pair's, as its buckets' lower bounds, the open-ended lowest
     bucket as one below its boundary; NaN when no pair reaches the bin); and, when
     ``rows`` (a frame with mother_age and gestation_weeks) is given, ``rows``: how many of them
-    land in the bin (a bin few rows reach keeps its random start)."""
+    land in the bin (a bin few rows reach keeps its random start) and, when it has the label,
+    ``mean_weight``: their mean birth weight (NaN for a bin none reaches)."""
     import pandas as pd
 
     ages, weeks = len(AGE_BOUNDARIES) + 1, len(GESTATION_BOUNDARIES) + 1
@@ -188,6 +189,9 @@ def cross_embedding(model: keras.Model, rows=None):
         )
         landed = np.asarray(crossing((age_b, week_b)))
         metadata["rows"] = np.bincount(landed, minlength=CROSS_BINS)
+        if LABEL in rows:
+            label = pd.Series(np.asarray(rows[LABEL], "float64")).groupby(landed).mean()
+            metadata["mean_weight"] = label.reindex(metadata.index).round(3)
     vectors = model.get_layer("cross_embedding").get_weights()[0]
     return vectors, metadata.reset_index()
 
