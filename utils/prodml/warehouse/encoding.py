@@ -24,11 +24,16 @@ import pyarrow.compute as pc
 
 from prodml.warehouse.types import field_from_arrow
 
-__all__ = ["PAGE_BYTES", "encode_rows", "page"]
+__all__ = ["PAGE_BYTES", "SMALL", "Rows", "encode_rows", "page", "fetch"]
 
 PAGE_BYTES = 10 * 1024 * 1024
+_SAMPLE = 1000  # rows encoded to estimate how many fit in a page
+SMALL = 256  # results of at most this many rows are fetched as Python values
 _NULL = '{"v":null}'
 _CONTROL = "[\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f]"  # control characters besides \t \n \r
+_EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
+_MICROSECOND = datetime.timedelta(microseconds=1)
+_FLOAT_WORDS = {"nan": "NaN", "inf": "Infinity", "-inf": "-Infinity"}
 _NEEDS_ESCAPE = '[\\x00-\\x1f"\\\\]'  # anything JSON must escape in a string
 
 
@@ -64,16 +69,13 @@ def _cell(value, field: dict):
     if kind == "BYTES":
         return base64.b64encode(value).decode()
     if kind == "TIMESTAMP":
-        return str(
-            int(
-                (value - datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)).total_seconds()
-                * 1_000_000
-            )
-        )
+        return str((value - _EPOCH) // _MICROSECOND)
     if kind == "DATETIME":
         return value.strftime("%Y-%m-%dT%H:%M:%S.%f")
     if kind == "TIME":
         return value.strftime("%H:%M:%S.%f")
+    if kind == "FLOAT":
+        return _FLOAT_WORDS.get(str(value), str(value))
     if isinstance(value, dict | list) or kind == "JSON":
         return value if isinstance(value, str) else json.dumps(value)
     if isinstance(value, decimal.Decimal | float):
@@ -149,14 +151,80 @@ def encode_rows(table: pa.Table, fields: list[dict] | None = None) -> bytes:
     return memoryview(data)[int(offsets[0]) : int(offsets[-1]) - 1].tobytes()
 
 
-def page(table: pa.Table, start: int, max_results: int | None, fields: list[dict] | None = None):
+# DuckDB's scalar types (DuckDBPyType.id) -> BigQuery's, for results fetched as Python values
+_DUCKDB_TYPES = {
+    **dict.fromkeys(["tinyint", "smallint", "integer", "bigint", "utinyint", "usmallint",
+                     "uinteger", "null"], "INTEGER"),
+    **dict.fromkeys(["float", "double"], "FLOAT"),
+    "boolean": "BOOLEAN", "varchar": "STRING", "decimal": "NUMERIC", "date": "DATE",
+    "time": "TIME", "timestamp": "DATETIME", "timestamp with time zone": "TIMESTAMP",
+    "blob": "BYTES",
+}  # fmt: skip
+
+
+class Rows:
+    """A small result as Python values (DuckDB's ``fetchall``), with its BigQuery fields: for a
+    handful of rows this is cheaper than Arrow's fixed costs."""
+
+    def __init__(self, fields: list[dict], rows: list[tuple]):
+        self.fields, self.rows = fields, rows
+        self.num_rows = len(rows)
+        self.nbytes = 64 * len(fields) * len(rows)  # an estimate, for the results budget
+
+    @staticmethod
+    def fields_of(description) -> list[dict] | None:
+        """The fields of a DuckDB cursor's result, or None if one is not a plain scalar."""
+        fields = []
+        for name, kind, *_ in description:
+            bigquery = _DUCKDB_TYPES.get(getattr(kind, "id", None))
+            if bigquery is None:
+                return None
+            fields.append({"name": name, "type": bigquery, "mode": "NULLABLE"})
+        return fields
+
+    def encode(self, start: int, count: int) -> bytes:
+        """The rows ``start .. start + count`` as comma-separated ``{"f": [...]}`` objects."""
+        cells = [
+            {"f": [{"v": _cell(v, f)} for v, f in zip(row, self.fields, strict=True)]}
+            for row in self.rows[start : start + count]
+        ]
+        return json.dumps(cells, separators=(",", ":")).encode()[1:-1]
+
+    def to_arrow(self, schema: pa.Schema | None = None) -> pa.Table:
+        """The rows as an Arrow table (``schema``: the types to give them)."""
+        names = [f["name"] for f in self.fields]
+        columns = list(zip(*self.rows, strict=True)) or [()] * len(names)
+        if schema is None:
+            return pa.Table.from_arrays([pa.array(c) for c in columns], names=names)
+        arrays = [pa.array(c, t) for c, t in zip(columns, schema.types, strict=True)]
+        return pa.Table.from_arrays(arrays, schema=schema)
+
+
+def page(table, start: int, max_results: int | None, fields: list[dict] | None = None):
     """The rows of one page from ``start``: ``(rows JSON, next start or None)``."""
+    if isinstance(table, Rows):
+        count = max(0, table.num_rows - start)
+        count = count if max_results is None else min(count, max_results)
+        end = start + count
+        return table.encode(start, count), (end if end < table.num_rows else None)
     remaining = max(table.num_rows - start, 0)
     count = remaining if max_results is None else min(remaining, max_results)
-    if count and max_results is None:
-        sample = encode_rows(table.slice(start, min(count, 1000)), fields)
-        per_row = max(1, len(sample) // min(count, 1000))
-        count = max(1, min(count, PAGE_BYTES // per_row))
+    if count > _SAMPLE and max_results is None:  # as many rows as fit in PAGE_BYTES
+        sample = encode_rows(table.slice(start, _SAMPLE), fields)
+        count = max(1, min(count, PAGE_BYTES * _SAMPLE // max(1, len(sample))))
     body = encode_rows(table.slice(start, count), fields)
     end = start + count
     return body, (end if end < table.num_rows else None)
+
+
+def fetch(cur) -> pa.Table | Rows:
+    """The result of the statement ``cur`` ran: a few rows of plain scalars as :class:`Rows`,
+    anything else as an Arrow table."""
+    fields = Rows.fields_of(cur.description or [])
+    if fields is None:
+        return cur.to_arrow_table()
+    first = cur.fetchmany(SMALL + 1)
+    if len(first) <= SMALL:
+        return Rows(fields, first)
+    rest = cur.to_arrow_table()
+    return pa.concat_tables([Rows(fields, first).to_arrow(rest.schema), rest])

@@ -25,6 +25,7 @@ import duckdb
 import pyarrow as pa
 
 from prodml.warehouse import catalog, loads, sql
+from prodml.warehouse.encoding import Rows, fetch
 from prodml.warehouse.errors import NotFound
 from prodml.warehouse.functions import register_functions
 from prodml.warehouse.messages import duckdb_error, not_found_table
@@ -38,7 +39,8 @@ __all__ = ["ML_ENGINE", "MLContext", "QueryResult", "Warehouse"]
 #: (``PRODML_WAREHOUSE_ML_ENGINE`` overrides it; empty: none). The module provides
 #: ``is_model_statement(tree)``, ``execute_model_statement(tree, ctx)`` (a pyarrow Table or
 #: None), ``has_ml_functions(tree)``, ``materialize_ml_functions(tree, ctx)`` (the tree with each
-#: ``ML.*`` table function replaced by a table it computed on ``ctx.con``), and for the
+#: ``ML.*`` table function replaced by a relation it made on ``ctx.con``, named by a bare name
+#: starting ``__``, which the translation leaves as it is), and for the
 #: ``models`` REST resources ``list_models(con, project, dataset)``, ``get_model(con, project,
 #: dataset, model)``, ``delete_model(...)`` and optionally ``patch_model(..., body)``.
 ML_ENGINE = os.environ.get("PRODML_WAREHOUSE_ML_ENGINE", "prodml.warehouse.ml")
@@ -64,13 +66,19 @@ class MLContext:
 
 @dataclass
 class QueryResult:
-    """What a query job produced: the last statement's rows (None for DDL and DML), its type,
-    the rows DML changed and the table DDL named."""
+    """What a query job produced: the last statement's rows (None for DDL and DML: an Arrow
+    table, or :class:`~prodml.warehouse.encoding.Rows` for a few), its type, the rows DML
+    changed and the table DDL named."""
 
-    table: pa.Table | None
+    rows: pa.Table | Rows | None
     statement_type: str
     affected: int | None = None
     ddl_target: TableName | None = None
+
+    @property
+    def table(self) -> pa.Table | None:
+        """The rows as an Arrow table."""
+        return self.rows.to_arrow() if isinstance(self.rows, Rows) else self.rows
 
 
 def _writes(statement: sql.Statement) -> bool:
@@ -178,9 +186,10 @@ class Warehouse:
             cur.register(view.name, catalog.view_table(cur, view, self.location))
         values = params.bind(st.parameters, st.positional)
         try:
+            cur.execute(st.duckdb, values)
             if st.is_query:
-                return QueryResult(cur.sql(st.duckdb, params=values).to_arrow_table(), "SELECT")
-            rows = cur.execute(st.duckdb, values).fetchall()
+                return QueryResult(fetch(cur), "SELECT")
+            rows = cur.fetchall()
         except duckdb.Error as err:
             raise duckdb_error(err, st, self.location) from None
         finally:

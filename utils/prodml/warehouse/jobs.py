@@ -110,7 +110,11 @@ class Job:
             response["numDmlAffectedRows"] = self.statistics["numDmlAffectedRows"]
         if self.rows is None:  # DDL and DML: no schema, no rows
             return response, None
-        fields = schema_from_arrow(self.rows.schema)
+        fields = (
+            self.rows.fields
+            if isinstance(self.rows, encoding.Rows)
+            else schema_from_arrow(self.rows.schema)
+        )
         response["schema"] = {"fields": fields}
         response["totalRows"] = str(self.rows.num_rows)
         if max_results == 0:
@@ -147,7 +151,7 @@ class JobStore:
                 self._forget_rows(old)
         return job
 
-    def keep_rows(self, job: Job, rows: pa.Table) -> None:
+    def keep_rows(self, job: Job, rows: pa.Table | encoding.Rows) -> None:
         """Keep a query's rows, pushing out the least recently read ones beyond the budget."""
         key = (job.project, job.job_id)
         with self._lock:

@@ -35,6 +35,7 @@ def _stage(
 ) -> Staged:
     """Read the job's sources; a load with neither schema nor autodetect into an existing table
     takes that table's schema, as BigQuery does."""
+    paths = None if data is not None else sources.local_paths(load.get("sourceUris") or [])
     if options.schema is None and not options.autodetect and catalog.table_exists(cur, target):
         options.schema = catalog.table_fields(cur, target)
     if (
@@ -50,13 +51,12 @@ def _stage(
     def infer(table, names):
         return loads.infer(cur, table, names)
 
-    if data is not None:
+    if paths is None:
         return sources.read(data, options, None, infer)
-    uris = load.get("sourceUris") or []
-    if not uris:
+    if not paths:
         raise Invalid("configuration.load.sourceUris is empty: name at least one file")
     parts = []
-    for path in sources.local_paths(uris):
+    for path in paths:
         with open(path, "rb") as f:
             parts.append(sources.read(f.read(), options, path, infer))
     return sources.concat(parts)

@@ -50,7 +50,7 @@ def _run(warehouse: Warehouse, job: Job, query: dict) -> QueryResult:
     result = warehouse.run(text, project, dataset, values)
     destination = query.get("destinationTable")
     if destination:
-        if result.table is None:
+        if result.rows is None:
             raise InvalidQuery("a destination table needs a query that returns rows (a SELECT)")
         target = _reference_name(destination, job.project)
         warehouse.write_table(
@@ -84,8 +84,8 @@ def run_query_job(warehouse: Warehouse, store: JobStore, job: Job) -> Job:
             "tableId": target.table,
         }
     job.statistics = stats
-    if result.table is not None:
-        store.keep_rows(job, result.table)
+    if result.rows is not None:
+        store.keep_rows(job, result.rows)
     return job.finish()
 
 

@@ -26,6 +26,7 @@ import functools
 import json
 import os
 import sys
+import traceback
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -36,7 +37,7 @@ from starlette.routing import Route
 
 from prodml.warehouse import extract, load_jobs, models, queries, streaming, tables
 from prodml.warehouse.engine import Warehouse
-from prodml.warehouse.errors import BigQueryError, Invalid, error_body
+from prodml.warehouse.errors import BigQueryError, Invalid, NotImplementedHere, error_body
 from prodml.warehouse.jobs import Job, JobStore
 from prodml.warehouse.names import TableName, canonical_project
 from prodml.warehouse.uploads import Resumable, split_multipart
@@ -71,13 +72,21 @@ async def on_error(request: Request, exc: Exception) -> Response:
             else str(exc.detail)
         )
         return _json(error_body(exc.status_code, message), exc.status_code)
-    print(
-        f"prodml warehouse: internal error on {request.method} {request.url.path}: {exc!r}",
-        file=sys.stderr,
-        flush=True,
+    print(f"prodml warehouse: failed on {request.method} {request.url.path}", file=sys.stderr)
+    gap = _gap(exc)
+    errors = [{"domain": "global", **gap.error_proto()}]
+    return _json(error_body(gap.status, gap.message, errors), gap.status)
+
+
+def _gap(exc: Exception) -> NotImplementedHere:
+    """An unexpected failure, as a BigQuery error that fails fast. (A 500 would have the client
+    retry the same request for ten minutes: its retry policy takes a 500 for a passing fault.)"""
+    traceback.print_exception(exc, file=sys.stderr)
+    return NotImplementedHere(
+        f"the local warehouse failed on this request: {type(exc).__name__}: {exc} (a gap or a "
+        "fault of the local stand-in; the service's log, logs/warehouse.log in the run folder, "
+        "has the traceback)"
     )
-    errors = [{"domain": "global", "reason": "internalError", "message": str(exc)}]
-    return _json(error_body(500, f"internal error: {exc}", errors), 500)
 
 
 def _body(raw: bytes) -> dict:
@@ -155,17 +164,15 @@ def _run_job(state, project: str, resource: dict, data: bytes | None = None) -> 
     job = state.jobs.new(
         project, resource.get("jobReference"), state.warehouse.location, kinds[0], configuration
     )
-    return _RUNNERS[kinds[0]](state, job, data)
+    try:
+        return _RUNNERS[kinds[0]](state, job, data)
+    except Exception as exc:  # a gap in the stand-in: the job fails, and says so
+        return job.finish(_gap(exc))
 
 
 @endpoint
 def insert_job(state, params, query, raw, request):
     return _json(_run_job(state, params["project"], _body(raw)).resource())
-
-
-@endpoint
-def get_job(state, params, query, raw, request):
-    return _json(state.jobs.get(params["project"], params["job"]).resource())
 
 
 @endpoint
@@ -190,11 +197,23 @@ def _start(query) -> int:
     return _int(token, "pageToken") if token else (_int(query.get("startIndex"), "startIndex") or 0)
 
 
-@endpoint
-def query_results(state, params, query, raw, request):
-    job = state.jobs.get(params["project"], params["job"])
-    response, rows = job.results(_start(query), _int(query.get("maxResults"), "maxResults"))
-    return _with_rows(response, rows)
+INLINE_ROWS = 2000  # a page this small is encoded on the event loop, without a thread hop
+
+
+async def query_results(request: Request) -> Response:
+    state, query = request.app.state, request.query_params
+    start, most = _start(query), _int(query.get("maxResults"), "maxResults")
+    job = state.jobs.get(
+        canonical_project(request.path_params["project"]), request.path_params["job"]
+    )
+    if job.rows is None or most == 0 or job.rows.num_rows - start <= INLINE_ROWS:
+        return _with_rows(*job.results(start, most))
+    return _with_rows(*await run_in_threadpool(job.results, start, most))
+
+
+async def get_job(request: Request) -> Response:
+    state, params = request.app.state, request.path_params
+    return _json(state.jobs.get(canonical_project(params["project"]), params["job"]).resource())
 
 
 @endpoint

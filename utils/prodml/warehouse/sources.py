@@ -27,6 +27,16 @@ LOCATION = "__location"
 FORMATS = ("CSV", "NEWLINE_DELIMITED_JSON", "PARQUET", "AVRO", "ORC")
 
 
+def _integer(load: dict, key: str) -> int | None:
+    value = load.get(key)
+    if value is None:
+        return None
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise Invalid(f"Invalid value for {key}: {value!r} is not an integer") from None
+
+
 @dataclass
 class LoadOptions:
     """BigQuery's ``JobConfigurationLoad``, the parts the local warehouse honours."""
@@ -52,19 +62,19 @@ class LoadOptions:
         fmt = (load.get("sourceFormat") or "CSV").upper()
         if fmt not in FORMATS:
             raise Invalid(f"sourceFormat {fmt!r} is not supported: use one of {FORMATS}")
-        skip = load.get("skipLeadingRows")
+        skip = _integer(load, "skipLeadingRows")
         encoding = (load.get("encoding") or "UTF-8").lower().replace("iso-8859-1", "latin-1")
         return cls(
             source_format=fmt,
             schema=(load.get("schema") or {}).get("fields") or None,
             autodetect=bool(load.get("autodetect")),
-            skip_leading_rows=None if skip is None else int(skip),
+            skip_leading_rows=skip,
             field_delimiter=load.get("fieldDelimiter") or ",",
             quote=load.get("quote", '"'),
             allow_quoted_newlines=bool(load.get("allowQuotedNewlines")),
             encoding=encoding,
             null_marker=load.get("nullMarker") or "",
-            max_bad_records=int(load.get("maxBadRecords") or 0),
+            max_bad_records=_integer(load, "maxBadRecords") or 0,
             ignore_unknown_values=bool(load.get("ignoreUnknownValues")),
             write_disposition=(load.get("writeDisposition") or "WRITE_APPEND").upper(),
             create_disposition=(load.get("createDisposition") or "CREATE_IF_NEEDED").upper(),

@@ -188,11 +188,13 @@ def _qualified(table: exp.Table, ctx: Context) -> TableName:
 
 
 def _skipped(table: exp.Table, ctes: set[str]) -> bool:
-    """Tables the naming pass leaves alone: table functions, CTEs, views being answered,
-    schema statements' targets and the new name of ALTER TABLE ... RENAME TO."""
+    """Tables the naming pass leaves alone: table functions, CTEs, the warehouse's own
+    relations (bare names starting ``__``: INFORMATION_SCHEMA views being answered, tables the
+    BigQuery ML engine materialised), schema statements' targets and the new name of ALTER
+    TABLE ... RENAME TO."""
     return (
         not isinstance(table.this, exp.Identifier)
-        or table.name.startswith("__information_schema_")
+        or (not table.db and table.name.startswith("__"))
         or not table.name
         or (not table.db and table.name.lower() in ctes)
         or isinstance(table.parent, exp.AlterRename)

@@ -74,6 +74,8 @@ def _scalar_type(dtype: pa.DataType) -> str:
         (pa.types.is_binary, "BYTES"),
         (pa.types.is_large_binary, "BYTES"),
     )
+    if pa.types.is_null(dtype):  # SELECT NULL: BigQuery types it INT64
+        return "INTEGER"
     if pa.types.is_timestamp(dtype):
         return "TIMESTAMP" if dtype.tz else "DATETIME"
     for check, kind in checks:
