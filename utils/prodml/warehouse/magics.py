@@ -5,8 +5,9 @@ parameters, its DataFrame results, its error reporting) and, before each cell, p
 ``bigquery_magics.context`` at the warehouse ``prodml.warehouse.client()`` would use: on the local
 warehouse the run folder's service (``context.bigquery_client_options`` with its endpoint,
 anonymous credentials, the configured project) and ``--use_rest_api``, since the local service
-does not speak the BigQuery Storage Read API (see :mod:`~prodml.warehouse.bqclient`); on BigQuery
-the configured project with Application Default Credentials.
+does not speak the BigQuery Storage Read API (see :mod:`~prodml.warehouse.bqclient`), and no
+progress bars (a local query is done before one could move); on BigQuery the configured project
+with Application Default Credentials.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ def point_context() -> bool:
 
     context.credentials = AnonymousCredentials()
     context.bigquery_client_options = ClientOptions(api_endpoint=service.ensure())
+    context.progress_bar_type = None  # a local query is done before a bar could show progress
     return True
 
 
