@@ -111,6 +111,17 @@ def test_casts_follow_bigquery(client):
     }
 
 
+def test_numbers_with_a_point_are_float64_as_on_bigquery(client):
+    rows = client.query("SELECT 2.5 AS f, 1e3 AS e, 7 AS i, 2.5 * 2 AS g").result()
+    assert [(f.name, f.field_type) for f in rows.schema] == [
+        ("f", "FLOAT"),
+        ("e", "FLOAT"),
+        ("i", "INTEGER"),
+        ("g", "FLOAT"),
+    ]
+    assert [tuple(r.values()) for r in rows] == [(2.5, 1000.0, 7, 5.0)]
+
+
 def test_functions_follow_bigquery(client):
     row = one(
         client,

@@ -263,6 +263,51 @@ def test_results_page_through_the_rest_api(client):
     assert [p.num_items for p in listed.pages] == [120_000, 120_000, 60_000]
 
 
+TYPES = """
+SELECT x AS i, x / 3 AS f, CONCAT('row ', CAST(x AS STRING)) AS s, MOD(x, 2) = 0 AS b,
+  DATE_ADD(DATE '2020-01-01', INTERVAL x DAY) AS d,
+  TIMESTAMP_ADD(TIMESTAMP '2020-01-02 03:04:05.123456+00', INTERVAL x SECOND) AS ts,
+  DATETIME '2020-01-02 03:04:05' AS dt, TIME '01:02:03' AS t, NUMERIC '1.25' AS n,
+  [x, x + 1] AS a, STRUCT(x AS x, 'y' AS y) AS st, IF(MOD(x, 3) = 0, NULL, x) AS maybe,
+  b'ab' AS by
+FROM UNNEST(GENERATE_ARRAY(1, 3000)) AS x
+"""
+
+
+def test_the_workbook_client_reads_arrow_and_gets_what_json_pages_give(client):
+    """warehouse.client()'s to_dataframe()/to_arrow() read Arrow from the service; a hand-made
+    client reads JSON pages; the frames are the same, value for value and dtype for dtype."""
+    from google.auth.credentials import AnonymousCredentials
+    from prodml.warehouse.bqclient import LocalRowIterator
+
+    plain = bigquery.Client(project="local-project", credentials=AnonymousCredentials(),
+                            client_options={"api_endpoint": client._connection.API_BASE_URL})  # fmt: skip
+    rows = client.query(TYPES).result()
+    assert isinstance(rows, LocalRowIterator)
+    fast, slow = rows.to_dataframe(), plain.query(TYPES).to_dataframe()
+    pd.testing.assert_frame_equal(fast, slow)
+    assert len(fast) == 3000 and fast["maybe"].isna().sum() == 1000
+    assert client.query(TYPES).to_arrow().equals(plain.query(TYPES).to_arrow())
+    client.create_dataset("typed")
+    client.query(f"CREATE TABLE typed.t AS {TYPES}").result()
+    window = client.list_rows(
+        "typed.t",
+        start_index=10,
+        max_results=25,
+        selected_fields=client.get_table("typed.t").schema[:3],
+    )
+    pd.testing.assert_frame_equal(
+        window.to_dataframe(),
+        plain.list_rows(
+            "typed.t",
+            start_index=10,
+            max_results=25,
+            selected_fields=plain.get_table("typed.t").schema[:3],
+        ).to_dataframe(),
+    )
+    assert client.query_and_wait(TYPES).to_dataframe()["i"].sum() == 3000 * 3001 // 2
+
+
 def test_the_storage_read_api_is_never_asked(client, monkeypatch):
     """google-cloud-bigquery-storage is installed here (as on Colab): rows must come over REST
     from the local service, for the workbook's client and for a hand-made one."""

@@ -28,6 +28,7 @@ import os
 import sys
 import traceback
 
+import pyarrow as pa
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
@@ -36,6 +37,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from prodml.warehouse import extract, load_jobs, models, queries, streaming, tables
+from prodml.warehouse.encoding import Rows
 from prodml.warehouse.engine import Warehouse
 from prodml.warehouse.errors import BigQueryError, Invalid, NotImplementedHere, error_body
 from prodml.warehouse.jobs import Job, JobStore
@@ -369,6 +371,43 @@ def projects(state, params, query, raw, request):
     return _json({"kind": "bigquery#projectList", "projects": items, "totalItems": len(items)})
 
 
+# -- rows as Arrow (the workbook client's fast read path; see prodml.warehouse.bqclient) -----------
+
+ARROW = "application/vnd.apache.arrow.stream"
+
+
+def _arrow(table: pa.Table) -> Response:
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table, max_chunksize=65_536)
+    return Response(sink.getvalue().to_pybytes(), media_type=ARROW)
+
+
+def _window(table, query) -> pa.Table:
+    start, most = _start(query), _int(query.get("maxResults"), "maxResults")
+    table = table.to_arrow() if isinstance(table, Rows) else table
+    return table.slice(start, most) if most is not None else table.slice(start)
+
+
+@endpoint
+def query_arrow(state, params, query, raw, request):
+    job = state.jobs.get(params["project"], params["job"])
+    job.results(0, 0)  # the job's own error, or Not found for dropped rows
+    if job.rows is None:
+        raise Invalid(
+            f"job {job.job_id} returned no rows (it ran {job.statistics.get('statementType')})"
+        )
+    return _arrow(_window(job.rows, query))
+
+
+@endpoint
+def table_arrow(state, params, query, raw, request):
+    start, most = _start(query), _int(query.get("maxResults"), "maxResults")
+    return _arrow(
+        tables.read_rows(state.warehouse, _name(params), start, most, query.get("selectedFields"))
+    )
+
+
 async def health(request: Request) -> Response:
     state = request.app.state
     return _json(
@@ -397,6 +436,8 @@ def _routes() -> list[Route]:
         Route("/upload/bigquery/v2/projects/{project}/jobs", upload, methods=["POST"]),
         Route("/upload/bigquery/v2/projects/{project}/jobs", upload_chunk, methods=["PUT"]),
         Route("/prodml/health", health, methods=["GET"]),
+        Route("/prodml/v1/projects/{project}/queries/{job}/arrow", query_arrow, methods=["GET"]),
+        Route(f"/prodml/v1/projects/{{project}}{d}{t}/arrow", table_arrow, methods=["GET"]),
     ]
 
 

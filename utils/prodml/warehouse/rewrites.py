@@ -82,6 +82,14 @@ def dayofweek(node: exp.Extract) -> exp.Expression:
     return exp.Paren(this=exp.Add(this=day, expression=exp.Literal.number(1)))
 
 
+def float_literal(node: exp.Literal) -> exp.Expression:
+    """BigQuery types a number with a point or an exponent (``2.5``, ``1e6``) as FLOAT64; DuckDB
+    as DECIMAL, which would reach the client as NUMERIC (Python ``Decimal`` values)."""
+    if node.is_string or not any(c in node.this for c in ".eE"):
+        return node
+    return exp.Cast(this=node.copy(), to=exp.DataType.build("DOUBLE"))
+
+
 def _cast(node: exp.Cast) -> exp.Expression:
     if node.to.this in _STRING_TYPES:
         return cast_to_string(node)
@@ -95,6 +103,7 @@ NODE_REWRITES: dict[type, Callable[[exp.Expression], exp.Expression]] = {
     exp.Cast: _cast,
     exp.ApproxQuantiles: approx_quantiles,
     exp.Extract: dayofweek,
+    exp.Literal: float_literal,
 }
 
 

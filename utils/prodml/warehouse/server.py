@@ -88,49 +88,67 @@ def _open(run_dir: Path, location: str):
         return None
 
 
-def serve(args) -> int:
-    import uvicorn
-
-    from prodml.warehouse.rest import create_app
-
-    run_dir = Path(args.run_dir).resolve()
-    port_file = run_dir / PORT_FILE
-    warehouse = _open(run_dir, args.location)
-    if warehouse is None:
-        return 2
+def _bind(host: str, port: int) -> socket.socket | None:
     sock = socket.socket(socket.AF_INET)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
-        sock.bind((args.host, args.port))
+        sock.bind((host, port))
     except OSError as exc:
-        print(
-            f"prodml warehouse: cannot bind {args.host}:{args.port}: {exc}",
-            file=sys.stderr,
-            flush=True,
-        )
-        return 2
-    port = sock.getsockname()[1]
-    url = f"http://{args.host}:{port}"
-    holder: dict = {}
+        print(f"prodml warehouse: cannot bind {host}:{port}: {exc}", file=sys.stderr, flush=True)
+        return None
+    return sock
+
+
+def _server(app, warehouse, run_dir: Path, url: str, idle: float):
+    """The uvicorn server of ``app``; once it listens, the port file says where."""
+    import uvicorn
+
+    port_file, holder = run_dir / PORT_FILE, {}
 
     @contextlib.asynccontextmanager
-    async def lifespan(app):
-        info = {"pid": os.getpid(), "port": port, "url": url, "warehouse": str(warehouse.path)}
+    async def lifespan(_app):
+        info = {"pid": os.getpid(), "port": int(url.rsplit(":", 1)[1]), "url": url,
+                "warehouse": str(warehouse.path)}  # fmt: skip
         _write_port_file(port_file, info)
         print(f"prodml warehouse: {warehouse.path} on {url}", flush=True)
         task = asyncio.create_task(
-            _watch(holder["server"], holder["activity"], run_dir, port_file, args.idle)
+            _watch(holder["server"], holder["activity"], run_dir, port_file, idle)
         )
         yield
         task.cancel()
 
-    activity = Activity(create_app(warehouse, args.project, lifespan=lifespan))
+    activity = Activity(app(lifespan))
     # keep idle connections open longer than clients pool them (see prodml.serving.server)
     config = uvicorn.Config(activity, lifespan="on", log_level="warning", access_log=False,
                             timeout_graceful_shutdown=10, timeout_keep_alive=75,
                             proxy_headers=False, server_header=False)  # fmt: skip
-    server = uvicorn.Server(config)
-    holder.update(server=server, activity=activity)
+    holder.update(server=uvicorn.Server(config), activity=activity)
+    return holder["server"]
+
+
+def serve(args) -> int:
+    import warnings
+
+    from prodml.warehouse.rest import create_app
+
+    # DuckDB suggests its relation API for Arrow results; the engine fetches through a cursor on
+    # purpose (a few rows come back as Python values, cheaper than Arrow's fixed costs)
+    warnings.filterwarnings(
+        "ignore", message="Arrow output on a DB-API result", category=UserWarning
+    )
+    run_dir = Path(args.run_dir).resolve()
+    warehouse = _open(run_dir, args.location)
+    sock = _bind(args.host, args.port) if warehouse is not None else None
+    if sock is None:
+        return 2
+    url = f"http://{args.host}:{sock.getsockname()[1]}"
+    server = _server(
+        lambda lifespan: create_app(warehouse, args.project, lifespan=lifespan),
+        warehouse,
+        run_dir,
+        url,
+        args.idle,
+    )
     # uvicorn stops gracefully on SIGTERM/SIGINT, then raises the signal again: end cleanly
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
@@ -138,8 +156,8 @@ def serve(args) -> int:
     except (SystemExit, KeyboardInterrupt):
         pass
     finally:
-        if _mine(port_file):
-            port_file.unlink(missing_ok=True)
+        if _mine(run_dir / PORT_FILE):
+            (run_dir / PORT_FILE).unlink(missing_ok=True)
         warehouse.close()
         print("prodml warehouse: stopped", flush=True)
     return 0

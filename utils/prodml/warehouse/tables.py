@@ -22,7 +22,7 @@ from prodml.warehouse.types import duckdb_type
 __all__ = [
     "dataset_resource", "create_dataset", "get_dataset", "list_datasets", "delete_dataset",
     "table_resource", "create_table", "list_tables", "delete_table", "patch_table",
-    "list_rows", "run_copy_job",
+    "list_rows", "read_rows", "run_copy_job",
 ]  # fmt: skip
 
 
@@ -196,12 +196,7 @@ def patch_table(warehouse: Warehouse, name: TableName, body: dict) -> dict:
     return table_resource(warehouse, name)
 
 
-def list_rows(
-    warehouse: Warehouse, name: TableName, start: int, max_results: int | None, selected: str | None
-):
-    """``tabledata.list``: the response without rows, and the rows' JSON (or None)."""
-    cur = warehouse.cursor()
-    warehouse.table_or_404(cur, name)
+def _fields(cur, name: TableName, selected: str | None) -> list[dict]:
     fields = catalog.table_fields(cur, name)
     if selected:
         wanted = [s.strip() for s in selected.split(",") if s.strip()]
@@ -209,6 +204,27 @@ def list_rows(
         if missing:
             raise InvalidQuery(f"selectedFields names no column of {name.bigquery}: {missing}")
         fields = [f for f in fields if f["name"] in wanted]
+    return fields
+
+
+def read_rows(warehouse: Warehouse, name: TableName, start: int, most: int | None, selected):
+    """A table's rows (``selected`` columns, from ``start``, at most ``most``) as Arrow."""
+    cur = warehouse.cursor()
+    warehouse.table_or_404(cur, name)
+    columns = ", ".join(quote(f["name"]) for f in _fields(cur, name, selected))
+    limit = f" LIMIT {int(most)}" if most is not None else ""
+    return cur.sql(
+        f"SELECT {columns} FROM {name.duckdb}{limit} OFFSET {int(start)}"
+    ).to_arrow_table()
+
+
+def list_rows(
+    warehouse: Warehouse, name: TableName, start: int, max_results: int | None, selected: str | None
+):
+    """``tabledata.list``: the response without rows, and the rows' JSON (or None)."""
+    cur = warehouse.cursor()
+    warehouse.table_or_404(cur, name)
+    fields = _fields(cur, name, selected)
     total = cur.execute(f"SELECT count(*) FROM {name.duckdb}").fetchall()[0][0]
     response = {"kind": "bigquery#tableDataList", "totalRows": str(total)}
     if max_results == 0 or start >= total:
