@@ -108,7 +108,7 @@ def worker(ident: int, kind: str, seconds: float) -> None:
     print("ready", flush=True)
     sys.stdin.readline()
     ok, failed, inserted = 0, 0, 0
-    start = time.monotonic()
+    start, cpu = time.monotonic(), time.process_time()
     while time.monotonic() - start < seconds:
         i = ok + failed
         try:
@@ -120,13 +120,28 @@ def worker(ident: int, kind: str, seconds: float) -> None:
             print(f"client {ident}: {type(err).__name__}: {err}", file=sys.stderr)
     print(
         json.dumps(
-            {"ok": ok, "failed": failed, "inserted": inserted, "seconds": time.monotonic() - start}
+            {
+                "ok": ok,
+                "failed": failed,
+                "inserted": inserted,
+                "seconds": time.monotonic() - start,
+                "cpu": time.process_time() - cpu,
+            }  # fmt: skip
         )
     )
 
 
+def _service_cpu() -> float:
+    import psutil
+
+    info = json.loads((config.settings().run_dir / "warehouse.json").read_text())
+    times = psutil.Process(info["pid"]).cpu_times()
+    return times.user + times.system
+
+
 def clients(count: int, kind: str, seconds: float) -> dict:
-    """``count`` client processes at once on this run folder; their summed counts."""
+    """``count`` client processes at once on this run folder; their summed counts, and the CPU
+    seconds per query the clients and the service spent."""
     env = {**os.environ, "PRODML_RUN_DIR": str(config.settings().run_dir)}
     cmd = [sys.executable, __file__, "--kind", kind, "--seconds", str(seconds), "--worker"]
     procs = [
@@ -138,21 +153,25 @@ def clients(count: int, kind: str, seconds: float) -> dict:
     for proc in procs:
         if proc.stdout.readline().strip() != "ready":
             raise RuntimeError("a benchmark client did not start")
+    service_cpu = _service_cpu()
     for proc in procs:
         proc.stdin.write("go\n")
         proc.stdin.flush()
     results = [json.loads(proc.communicate()[0].strip().splitlines()[-1]) for proc in procs]
     total = {k: sum(r[k] for r in results) for k in ("ok", "failed", "inserted")}
     total["rate"] = sum(r["ok"] / r["seconds"] for r in results)
+    total["client_ms"] = 1000 * sum(r["cpu"] for r in results) / max(1, total["ok"])
+    total["service_ms"] = 1000 * (_service_cpu() - service_cpu) / max(1, total["ok"])
     return total
 
 
-def duckdb_rate(con, seconds: float) -> float:
-    n, start = 0, time.perf_counter()
+def duckdb_rate(con, seconds: float) -> tuple[float, float]:
+    """Queries per second on one open connection, and CPU milliseconds per query."""
+    n, start, cpu = 0, time.perf_counter(), time.process_time()
     while time.perf_counter() - start < seconds:
         con.execute("SELECT COUNT(*) AS n FROM natality").fetchall()
         n += 1
-    return n / (time.perf_counter() - start)
+    return n / (time.perf_counter() - start), 1000 * (time.process_time() - cpu) / n
 
 
 # -- the sections ------------------------------------------------------------------------------
@@ -177,27 +196,25 @@ def split_query(client, df: pd.DataFrame, repeat: int) -> None:
 
 
 def simple_queries(floor_con, seconds: float, rounds: int) -> dict:
-    rates: dict[str, list[float]] = {
-        "duckdb": [],
-        "result1": [],
-        "result4": [],
-        "wait1": [],
-        "wait4": [],
-    }
+    runs: dict[str, list] = {k: [] for k in ("duckdb", "result1", "result4", "wait1", "wait4")}
     for _ in range(rounds):
-        rates["duckdb"].append(duckdb_rate(floor_con, seconds))
-        rates["result1"].append(clients(1, "result", seconds)["rate"])
-        rates["wait1"].append(clients(1, "query_and_wait", seconds)["rate"])
-        rates["result4"].append(clients(4, "result", seconds)["rate"])
-        rates["wait4"].append(clients(4, "query_and_wait", seconds)["rate"])
-    med = {k: statistics.median(v) for k, v in rates.items()}
-    print(
-        f"DuckDB, one open connection: {med['duckdb']:,.0f} queries/s (rounds {[round(r) for r in rates['duckdb']]})"
-    )
+        runs["duckdb"].append(duckdb_rate(floor_con, seconds))
+        runs["result1"].append(clients(1, "result", seconds))
+        runs["wait1"].append(clients(1, "query_and_wait", seconds))
+        runs["result4"].append(clients(4, "result", seconds))
+        runs["wait4"].append(clients(4, "query_and_wait", seconds))
+    med = {k: statistics.median(r["rate"] for r in v) for k, v in runs.items() if k != "duckdb"}
+    med["duckdb"] = statistics.median(r for r, _ in runs["duckdb"])
+    floor_cpu = statistics.median(c for _, c in runs["duckdb"])
+    print(f"DuckDB, one open connection: {med['duckdb']:,.0f} queries/s, {floor_cpu:.2f} ms CPU a query "
+          f"(rounds {[round(r) for r, _ in runs['duckdb']]})")  # fmt: skip
     for key, label in (("result", "query(sql).result()"), ("wait", "query_and_wait(sql)")):
         one, four = med[f"{key}1"], med[f"{key}4"]
+        client_ms = statistics.median(r["client_ms"] for r in runs[f"{key}1"])
+        service_ms = statistics.median(r["service_ms"] for r in runs[f"{key}1"])
         print(f"service, {label}: 1 client {one:,.0f} q/s ({one / med['duckdb']:.0%} of DuckDB), "
-              f"4 clients {four:,.0f} q/s ({four / one:.2f}x one)")  # fmt: skip
+              f"4 clients {four:,.0f} q/s ({four / one:.2f}x one); CPU a query: client "
+              f"{client_ms:.2f} ms, service {service_ms:.2f} ms")  # fmt: skip
     return med
 
 
