@@ -19,12 +19,14 @@ def _missing(name: TableName) -> NotFound:
 
 
 def list_models(warehouse: Warehouse, dataset: TableName) -> dict:
+    """``models.list``: the dataset's models (an empty answer without an engine)."""
     ml = warehouse.ml_engine()
     models = ml.list_models(warehouse.cursor(), dataset.project, dataset.dataset) if ml else []
     return {"models": models} if models else {}
 
 
 def get_model(warehouse: Warehouse, name: TableName) -> dict:
+    """``models.get``: one model's resource, or BigQuery's Not found."""
     ml = warehouse.ml_engine()
     if ml is None:
         raise _missing(name)
@@ -32,6 +34,7 @@ def get_model(warehouse: Warehouse, name: TableName) -> dict:
 
 
 def delete_model(warehouse: Warehouse, name: TableName) -> None:
+    """``models.delete``, inside the write turn."""
     ml = warehouse.ml_engine()
     if ml is None:
         raise _missing(name)
@@ -40,6 +43,7 @@ def delete_model(warehouse: Warehouse, name: TableName) -> None:
 
 
 def patch_model(warehouse: Warehouse, name: TableName, body: dict) -> dict:
+    """``models.patch``, if the engine offers it."""
     ml = warehouse.ml_engine()
     if ml is None:
         raise _missing(name)

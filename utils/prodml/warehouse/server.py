@@ -164,6 +164,7 @@ def serve(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The service process's command line (``python -m prodml.warehouse.server``)."""
     parser = argparse.ArgumentParser(
         prog="python -m prodml.warehouse.server", description=__doc__.splitlines()[0]
     )

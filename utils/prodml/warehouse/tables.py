@@ -42,6 +42,7 @@ def _missing_dataset(name: TableName) -> NotFound:
 
 
 def create_dataset(warehouse: Warehouse, name: TableName) -> dict:
+    """``datasets.insert``: a new dataset (409 if it exists; public projects refused)."""
     if warehouse.public.is_public(name):
         raise access_denied(name)
     with warehouse.writing() as cur:
@@ -52,6 +53,7 @@ def create_dataset(warehouse: Warehouse, name: TableName) -> dict:
 
 
 def get_dataset(warehouse: Warehouse, name: TableName) -> dict:
+    """``datasets.get`` (a registered public dataset is generated on first reference)."""
     cur = warehouse.cursor()
     if not catalog.dataset_exists(cur, name):
         warehouse.public.ensure(warehouse, warehouse.public.tables_of(name.project, name.dataset))
@@ -61,6 +63,7 @@ def get_dataset(warehouse: Warehouse, name: TableName) -> dict:
 
 
 def list_datasets(warehouse: Warehouse, project: str) -> dict:
+    """``datasets.list`` of one project."""
     names = catalog.list_datasets(warehouse.cursor(), project)
     items = [
         {k: v for k, v in dataset_resource(TableName(project, d, ""), warehouse.location).items()}
@@ -70,6 +73,7 @@ def list_datasets(warehouse: Warehouse, project: str) -> dict:
 
 
 def delete_dataset(warehouse: Warehouse, name: TableName, contents: bool) -> None:
+    """``datasets.delete``; a dataset with tables needs ``contents`` (deleteContents)."""
     if warehouse.public.is_public(name):
         raise access_denied(name)
     with warehouse.writing() as cur:
@@ -123,6 +127,7 @@ def _column_list(fields: list[dict]) -> str:
 
 
 def create_table(warehouse: Warehouse, name: TableName, body: dict, project: str) -> dict:
+    """``tables.insert``: a table with the resource's schema, or a view of its query."""
     if warehouse.public.is_public(name):
         raise access_denied(name)
     view = (body.get("view") or {}).get("query")
@@ -143,6 +148,7 @@ def create_table(warehouse: Warehouse, name: TableName, body: dict, project: str
 
 
 def list_tables(warehouse: Warehouse, dataset: TableName) -> dict:
+    """``tables.list`` of one dataset."""
     get_dataset(warehouse, dataset)
     items = [
         {"kind": "bigquery#table", "id": f"{dataset.project}:{dataset.dataset}.{t}",
@@ -153,6 +159,7 @@ def list_tables(warehouse: Warehouse, dataset: TableName) -> dict:
 
 
 def delete_table(warehouse: Warehouse, name: TableName) -> None:
+    """``tables.delete`` (tables and views; public ones refused)."""
     if warehouse.public.is_public(name):
         raise access_denied(name)
     with warehouse.writing() as cur:
@@ -161,6 +168,7 @@ def delete_table(warehouse: Warehouse, name: TableName) -> None:
 
 
 def patch_table(warehouse: Warehouse, name: TableName, body: dict) -> dict:
+    """``tables.patch`` / ``update``: the description, and NULLABLE columns added."""
     unknown = set(body) - {
         "description",
         "schema",
