@@ -220,11 +220,13 @@ def page(table, start: int, max_results: int | None, fields: list[dict] | None =
 def fetch(cur) -> pa.Table | Rows:
     """The result of the statement ``cur`` ran: a few rows of plain scalars as :class:`Rows`,
     anything else as an Arrow table."""
+    # DuckDB 2 names it to_arrow_table; 1.x (Colab's) fetch_arrow_table
+    arrow = getattr(cur, "to_arrow_table", None) or cur.fetch_arrow_table
     fields = Rows.fields_of(cur.description or [])
     if fields is None:
-        return cur.to_arrow_table()
+        return arrow()
     first = cur.fetchmany(SMALL + 1)
     if len(first) <= SMALL:
         return Rows(fields, first)
-    rest = cur.to_arrow_table()
+    rest = arrow()
     return pa.concat_tables([Rows(fields, first).to_arrow(rest.schema), rest])
