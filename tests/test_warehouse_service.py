@@ -162,7 +162,7 @@ import sys
 from prodml import warehouse
 client = warehouse.client()
 print("querying", flush=True)
-client.query("SELECT COUNT(*) AS n FROM UNNEST(GENERATE_ARRAY(1, 60000)) AS a, UNNEST(GENERATE_ARRAY(1, 60000)) AS b WHERE MOD(a * b, 7) = 3").result()
+client.query("SELECT COUNT(*) AS n FROM UNNEST(GENERATE_ARRAY(1, 30000)) AS a, UNNEST(GENERATE_ARRAY(1, 30000)) AS b WHERE MOD(a * b, 7) = 3").result()
 """
 
 

@@ -107,8 +107,10 @@ def _ours(pid: int, run_dir: Path) -> bool:
 
 
 def _terminate(pid: int, timeout: float = 15) -> None:
+    """SIGTERM (a stopped process is continued to receive it), then SIGKILL after ``timeout``."""
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGTERM)
+        os.kill(pid, signal.SIGCONT)
     deadline = time.monotonic() + timeout
     while _alive(pid) and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -181,12 +183,12 @@ def ensure(run_dir=None, port: int = 0) -> str:
     run_dir = _run_dir(run_dir)
     info = running(run_dir)
     if info is None:
+        failed = _read(run_dir)
         with _start_lock(run_dir):
-            info = running(run_dir)  # another process may have started it meanwhile
-            if info is None:
-                stale = _read(run_dir)
-                if stale is not None and _alive(stale["pid"]) and _ours(stale["pid"], run_dir):
-                    _terminate(stale["pid"])  # alive but not answering: replace it
+            info = _read(run_dir)  # another process may have started one meanwhile
+            if info is None or info == failed or not _healthy(info, run_dir):
+                if info is not None and _alive(info["pid"]) and _ours(info["pid"], run_dir):
+                    _terminate(info["pid"])  # alive but not answering: replace it
                 (run_dir / PORT_FILE).unlink(missing_ok=True)
                 info = _start(run_dir, port)
     _known[run_dir] = info["url"]
