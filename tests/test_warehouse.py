@@ -438,6 +438,19 @@ def test_bigquery_selection_builds_the_real_client_without_network(run_dir, monk
     assert request["useLegacySql"] is False
 
 
+def test_dry_runs_check_the_query_and_run_nothing(client):
+    client.create_dataset("dry")
+    dry = bigquery.QueryJobConfig(dry_run=True)
+    job = client.query("CREATE TABLE dry.t AS SELECT 1 AS a", job_config=dry)
+    assert job.state == "DONE" and job.total_bytes_processed == 0
+    with pytest.raises(exceptions.NotFound):
+        client.get_table("dry.t")  # nothing ran
+    with pytest.raises(exceptions.BadRequest, match="Syntax error"):
+        client.query("SELEC 1", job_config=dry).result()
+    with pytest.raises(exceptions.BadRequest, match="legacy SQL"):
+        client.query("SELECT 1", job_config=bigquery.QueryJobConfig(use_legacy_sql=True)).result()
+
+
 def test_query_destination_honors_write_disposition(client):
     client.create_dataset("results", exists_ok=True)
     job_config = bigquery.QueryJobConfig(

@@ -249,6 +249,22 @@ def test_db_api_and_query_and_wait(client):
         client.query_and_wait("SELECT y FROM qaw.t")
 
 
+def test_a_retried_jobs_query_runs_once(client):
+    """jobs.query with a requestId (a client retrying after a dropped connection) answers the
+    first run's job again instead of running the statement twice."""
+    client.create_dataset("retry")
+    client.query("CREATE TABLE retry.t (x INT64)").result()
+    url = client._connection.API_BASE_URL + "/bigquery/v2/projects/local-project/queries"
+    body = {
+        "query": "INSERT INTO retry.t (x) VALUES (1)",
+        "useLegacySql": False,
+        "requestId": "r-1",
+    }
+    first, second = (requests.post(url, json=body, timeout=30).json() for _ in range(2))
+    assert first["jobReference"] == second["jobReference"] and first["numDmlAffectedRows"] == "1"
+    assert client.get_table("retry.t").num_rows == 1
+
+
 def test_results_page_through_the_rest_api(client):
     sql = "SELECT x, REPEAT('x', 40) AS pad FROM UNNEST(GENERATE_ARRAY(1, 300000)) AS x"
     rows = client.query(sql).result(page_size=70_000)

@@ -181,7 +181,7 @@ class Warehouse:
             tree = ml.materialize_ml_functions(tree, ctx)
             st = sql.translate_tree(tree, st.bigquery, sql.Context(project, dataset))
         for name in st.creates:
-            self._ensure_dataset(cur, name, project)
+            self.ensure_dataset(cur, name, project)
         for view in st.catalog:
             cur.register(view.name, catalog.view_table(cur, view, self.location))
         values = params.bind(st.parameters, st.positional)
@@ -199,7 +199,7 @@ class Warehouse:
         target = st.writes[0] if st.writes else None
         return QueryResult(None, st.statement_type, affected, target)
 
-    def _ensure_dataset(self, cur, name: TableName, project: str) -> None:
+    def ensure_dataset(self, cur, name: TableName, project: str) -> None:
         """CREATE needs its dataset: datasets of the job's project must exist (as on BigQuery);
         a dataset of another project is created with its first table."""
         if catalog.dataset_exists(cur, name):
@@ -220,7 +220,7 @@ class Warehouse:
         if self.public.is_public(target):
             raise access_denied(target)
         with self.writing() as cur:
-            self._ensure_dataset(cur, target, project)
+            self.ensure_dataset(cur, target, project)
             cur.register("__result", table)
             try:
                 self.transaction(

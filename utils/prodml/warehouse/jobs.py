@@ -169,6 +169,11 @@ class JobStore:
             if job is not None:
                 job.rows, job.expired = None, True
 
+    def find(self, project: str, job_id: str) -> Job | None:
+        """The job, or None."""
+        with self._lock:
+            return self._jobs.get((project, job_id))
+
     def get(self, project: str, job_id: str) -> Job:
         with self._lock:
             job = self._jobs.get((project, job_id))

@@ -69,7 +69,7 @@ def _write(
         cur.execute(f"CREATE SCHEMA IF NOT EXISTS {quote(target.schema)}")
         warehouse.public.forget(target)
     else:
-        warehouse._ensure_dataset(cur, target, project)
+        warehouse.ensure_dataset(cur, target, project)
     prepared = loads.prepare(cur, staged)
     errors = prepared.errors[: loads.MAX_REPORTED]
     if prepared.bad > options.max_bad_records:

@@ -167,9 +167,12 @@ def _run_job(state, project: str, resource: dict, data: bytes | None = None) -> 
         project, resource.get("jobReference"), state.warehouse.location, kinds[0], configuration
     )
     try:
-        return _RUNNERS[kinds[0]](state, job, data)
+        job = _RUNNERS[kinds[0]](state, job, data)
     except Exception as exc:  # a gap in the stand-in: the job fails, and says so
-        return job.finish(_gap(exc))
+        job = job.finish(_gap(exc))
+    if configuration.get("dryRun") and job.error is not None:
+        raise job.error  # a dry run is checked in the request itself, as on BigQuery
+    return job
 
 
 @endpoint
@@ -221,13 +224,14 @@ async def get_job(request: Request) -> Response:
 @endpoint
 def jobs_query(state, params, query, raw, request):
     body = _body(raw)
+    most = _int(str(body["maxResults"]) if "maxResults" in body else None, "maxResults")
     resource = {"configuration": queries.query_request_configuration(body)}
-    if body.get("requestId"):
+    job = None
+    if body.get("requestId"):  # a retried request gets the answer of the first, as on BigQuery
         resource["jobReference"] = {"jobId": f"job_{body['requestId']}"}
-    job = _run_job(state, params["project"], resource)
-    response, rows = job.results(
-        0, _int(str(body["maxResults"]) if "maxResults" in body else None, "maxResults")
-    )
+        job = state.jobs.find(params["project"], resource["jobReference"]["jobId"])
+    job = job or _run_job(state, params["project"], resource)
+    response, rows = job.results(0, most)
     response.update(kind="bigquery#queryResponse", queryId=job.job_id)
     if job.statistics.get("statementType"):
         response["statementType"] = job.statistics["statementType"]

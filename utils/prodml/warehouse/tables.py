@@ -132,7 +132,7 @@ def create_table(warehouse: Warehouse, name: TableName, body: dict, project: str
         raise access_denied(name)
     view = (body.get("view") or {}).get("query")
     with warehouse.writing() as cur:
-        warehouse._ensure_dataset(cur, name, project)
+        warehouse.ensure_dataset(cur, name, project)
         if catalog.table_exists(cur, name):
             raise Duplicate(f"Already Exists: Table {name.bigquery}")
         if view:
@@ -270,7 +270,7 @@ def run_copy_job(warehouse: Warehouse, job: Job) -> Job:
         with warehouse.writing() as cur:
             for source in sources:
                 warehouse.table_or_404(cur, source)
-            warehouse._ensure_dataset(cur, target, job.project)
+            warehouse.ensure_dataset(cur, target, job.project)
             select = " UNION ALL BY NAME ".join(f"SELECT * FROM {s.duckdb}" for s in sources)
             disposition = (copy.get("writeDisposition") or "WRITE_EMPTY").upper()
             create = (copy.get("createDisposition") or "CREATE_IF_NEEDED").upper()
