@@ -60,6 +60,7 @@ class PublicTables:
         self.projects = {PUBLIC_PROJECT} | {t.split(".")[0] for t in self.generators}
         self._present: set[str] = set()
         self._lock = threading.Lock()
+        self._warned = False
 
     @classmethod
     def registered(cls) -> PublicTables:
@@ -81,6 +82,18 @@ class PublicTables:
 
     def ensure(self, warehouse, names: list[TableName]) -> None:
         """Generate the registered tables among ``names`` the warehouse does not hold yet."""
+        if (
+            not self.generators
+            and not self._warned
+            and any(n.project == PUBLIC_PROJECT for n in names)
+        ):
+            self._warned = True  # a query names a public table, and none is registered
+            print(
+                f"prodml warehouse: no public tables are registered (entry points {GROUP}, "
+                f"${ENV}): is the prodml package installed (pip install -e .)?",
+                file=sys.stderr,
+                flush=True,
+            )
         wanted = {str(n) for n in names} & set(self.generators)
         if not wanted - self._present:
             return
