@@ -1,6 +1,6 @@
 """The warehouse service process: one per run folder, owning its DuckDB file.
 
-    python -m prodml.warehouse.server --run-dir RUN_DIR [--port 0] [--idle 600]
+    python -m prodml.warehouse.server --run-dir RUN_DIR [--port 0] [--idle 300]
 
 Opens ``RUN_DIR/warehouse.duckdb`` (the only process that does), serves BigQuery's REST API
 (:mod:`~prodml.warehouse.rest`) with uvicorn on 127.0.0.1, and once listening writes
@@ -27,7 +27,7 @@ from pathlib import Path
 __all__ = ["PORT_FILE", "DEFAULT_IDLE", "main"]
 
 PORT_FILE = "warehouse.json"
-DEFAULT_IDLE = float(os.environ.get("PRODML_WAREHOUSE_IDLE_SECONDS", "600"))
+DEFAULT_IDLE = float(os.environ.get("PRODML_WAREHOUSE_IDLE_SECONDS", "300"))
 
 
 class Activity:

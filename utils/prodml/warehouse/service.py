@@ -7,7 +7,7 @@ Otherwise, holding ``RUN_DIR/warehouse.lock`` so that one process starts it, a s
 cleared (a dead process, or one that stopped answering: stopped with SIGTERM, then SIGKILL) and a
 new service is launched, detached from the process that launched it (it outlives a crashed
 kernel; the next kernel reuses it). It logs to ``RUN_DIR/logs/warehouse.log`` and stops itself
-when idle (``PRODML_WAREHOUSE_IDLE_SECONDS``, default 600) or when the run folder is deleted;
+when idle (``PRODML_WAREHOUSE_IDLE_SECONDS``, default 300) or when the run folder is deleted;
 :class:`Session` starts it again, on the same port, for a client that outlived it.
 """
 
