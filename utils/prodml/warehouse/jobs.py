@@ -178,7 +178,11 @@ class JobStore:
         with self._lock:
             job = self._jobs.get((project, job_id))
             if job is None:
-                raise NotFound(f"Not found: Job {project}:{job_id}")
+                raise NotFound(
+                    f"Not found: Job {project}:{job_id} (jobs live in the warehouse service's "
+                    "memory: if it stopped since, idle for PRODML_WAREHOUSE_IDLE_SECONDS, run "
+                    "the query again)"
+                )
             if (project, job_id) in self._with_rows:
                 self._with_rows.move_to_end((project, job_id))
         return job
