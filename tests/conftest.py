@@ -66,10 +66,20 @@ def _session_run_dir(tmp_path_factory):
     for var in ("PRODML_WAREHOUSE", "PRODML_STORAGE"):
         os.environ.pop(var, None)
     yield run_dir
+    _stop_warehouse(run_dir)
     if old is None:
         os.environ.pop("PRODML_RUN_DIR", None)
     else:
         os.environ["PRODML_RUN_DIR"] = old
+
+
+def _stop_warehouse(run_dir: Path) -> None:
+    """Stop the run folder's warehouse service, if a test started one (it would otherwise
+    idle for minutes)."""
+    if (run_dir / "warehouse.json").exists():
+        from prodml.warehouse import service
+
+        service.stop(run_dir)
 
 
 @pytest.fixture
@@ -79,6 +89,7 @@ def run_dir(tmp_path, monkeypatch):
     config.reset()
     yield tmp_path / "run"
     config.reset()
+    _stop_warehouse(tmp_path / "run")
 
 
 @pytest.fixture
