@@ -430,3 +430,351 @@ def test_serving_todo_8_bandit(wrong):
         assert error is None, error
     else:
         fails_its_check(error)
+
+
+# -- the skew lab ----------------------------------------------------------------------------
+
+SKEW = ("training_serving_skew", "03_training_serving_skew.ipynb")
+
+
+def load_preprocess(folder: Path, text: str):
+    """The lab's serving_preprocess.py with ``text`` as its source, as a fresh module."""
+    path = folder / f"serving_preprocess_{uuid.uuid4().hex[:8]}.py"
+    path.write_text(text)
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[path.stem] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def preprocess_source() -> str:
+    return (REPO / "solutions" / SKEW[0] / "serving_preprocess.py").read_text()
+
+
+@pytest.fixture(scope="module")
+def skew_data(babyweight_export, tmp_path_factory):
+    """Sections 1-3 of the skew lab in small: requests (a quarter without a gender), the
+    training path's features and predictions, the re-implementation's features."""
+    import pandas as pd
+    import tensorflow as tf
+    from prodml import babyweight, pipelines
+    from scipy.spatial import distance
+
+    rng = np.random.default_rng(3)
+    n = 300
+    messages = [
+        json.dumps(
+            {
+                "key": f"r{i:05d}",
+                "is_male": None if rng.random() < 0.25 else bool(rng.random() < 0.5),
+                "mother_age": int(rng.integers(15, 46)),
+                "plurality": int(rng.choice([1, 1, 1, 1, 2, 3])),
+                "gestation_weeks": int(rng.integers(30, 43)),
+            }
+        )  # fmt: skip
+        for i in range(n)
+    ]
+    folder = tmp_path_factory.mktemp("skew")
+    preprocess = load_preprocess(folder, preprocess_source())
+    namespace = {"pd": pd, "np": np, "tf": tf, "json": json, "os": os, "shutil": shutil, "Path": Path,
+                 "distance": distance, "babyweight": babyweight, "pipelines": pipelines,
+                 "FEATURES": list(babyweight.FEATURES), "messages": messages, "WORK": folder,
+                 "serving_preprocess": preprocess, "EXPORT_PATH": babyweight_export}  # fmt: skip
+    namespace["signature"] = tf.saved_model.load(babyweight_export).signatures["serving_default"]
+    predict = cell("solutions", SKEW, "predict-fn").split("\n", 1)[1]  # its own signature: above
+    run(predict, namespace)
+    requests_df = pd.DataFrame([json.loads(m) for m in messages])
+    namespace["batch_features"] = babyweight.preprocess(requests_df)[["key", *babyweight.FEATURES]]
+    namespace["batch_pred"] = namespace["predict"](namespace["batch_features"])
+    namespace["skewed_features"] = pd.DataFrame(
+        [preprocess.reimplemented_features(m) for m in messages]
+    )
+    run(cell("solutions", SKEW, "distances"), namespace)
+    return namespace
+
+
+# TODO 1: the skew check.
+SKEW_CHECK_ANSWERS = {
+    "solution": None,
+    "the library's validate (ten buckets over the training range)": """
+        from prodml import validation
+
+        found = validation.validate(serving, validation.infer_schema(training), baseline=training,
+                                    thresholds=THRESHOLDS)
+        table = found.distances.set_index("feature")[["metric", "value", "threshold"]]
+        table["skewed"] = table["value"] > table["threshold"]
+        return table
+    """,
+    "buckets spanning the training sample only": """
+        rows = {}
+        for name in training.columns:
+            if pd.api.types.is_numeric_dtype(training[name]):
+                edges = np.arange(training[name].min(), training[name].max() + 2) - 0.5
+                metric, value = "jensen_shannon", js_divergence(training[name], serving[name], edges)
+            else:
+                metric, value = "l_infinity", l_infinity(training[name], serving[name])
+            rows[name] = {"metric": metric, "value": value, "threshold": THRESHOLDS[metric]}
+        table = pd.DataFrame.from_dict(rows, orient="index")
+        table["skewed"] = table["value"] > table["threshold"]
+        return table
+    """,
+    "ten buckets, as TFDV's default histogram": """
+        rows = {}
+        for name in training.columns:
+            if pd.api.types.is_numeric_dtype(training[name]):
+                both = pd.concat([training[name], serving[name]])
+                edges = np.linspace(both.min(), both.max(), 11)
+                metric, value = "jensen_shannon", js_divergence(training[name], serving[name], edges)
+            else:
+                metric, value = "l_infinity", l_infinity(training[name], serving[name])
+            rows[name] = {"metric": metric, "value": value, "threshold": THRESHOLDS[metric]}
+        table = pd.DataFrame.from_dict(rows, orient="index")
+        table["skewed"] = table["value"] > table["threshold"]
+        return table
+    """,
+    "SciPy's Jensen-Shannon distance, not squared": """
+        rows = {}
+        for name in training.columns:
+            if pd.api.types.is_numeric_dtype(training[name]):
+                both = pd.concat([training[name], serving[name]])
+                edges = np.arange(np.floor(both.min()), np.floor(both.max()) + 2) - 0.5
+                p, _ = np.histogram(training[name], bins=edges)
+                q, _ = np.histogram(serving[name], bins=edges)
+                metric, value = "jensen_shannon", float(distance.jensenshannon(p, q, base=2))
+            else:
+                metric, value = "l_infinity", l_infinity(training[name], serving[name])
+            rows[name] = {"metric": metric, "value": value, "threshold": THRESHOLDS[metric]}
+        table = pd.DataFrame.from_dict(rows, orient="index")
+        table["skewed"] = table["value"] > table["threshold"]
+        return table
+    """,
+    "L-infinity over the training values only": """
+        rows = {}
+        for name in training.columns:
+            if pd.api.types.is_numeric_dtype(training[name]):
+                both = pd.concat([training[name], serving[name]])
+                edges = np.arange(np.floor(both.min()), np.floor(both.max()) + 2) - 0.5
+                metric, value = "jensen_shannon", js_divergence(training[name], serving[name], edges)
+            else:
+                p = training[name].astype(str).value_counts(normalize=True)
+                q = serving[name].astype(str).value_counts(normalize=True).reindex(p.index, fill_value=0)
+                metric, value = "l_infinity", float((p - q).abs().max())
+            rows[name] = {"metric": metric, "value": value, "threshold": THRESHOLDS[metric]}
+        table = pd.DataFrame.from_dict(rows, orient="index")
+        table["skewed"] = table["value"] > table["threshold"]
+        return table
+    """,
+}
+
+
+@pytest.mark.parametrize("wrong", list(SKEW_CHECK_ANSWERS), ids=list(SKEW_CHECK_ANSWERS))
+def test_skew_todo_1_skew_check(wrong, skew_data):
+    namespace = dict(skew_data)
+    source = cell("solutions", SKEW, "skew-check")
+    if SKEW_CHECK_ANSWERS[wrong]:
+        source = answer(source, 1, SKEW_CHECK_ANSWERS[wrong])
+    error = outcome(
+        [("skew-check", source), ("test-skew-check", check(SKEW, "test-skew-check"))], namespace
+    )
+    if SKEW_CHECK_ANSWERS[wrong] is None:
+        assert error is None, error
+    else:
+        fails_its_check(error)
+
+
+# TODO 2: the shared transform, in serving_preprocess.py.
+TRANSFORM_ANSWERS = {
+    "solution": None,
+    "a correct copy of the trainer's mapping": """
+        names = {1: "Single(1)", 2: "Twins(2)", 3: "Triplets(3)", 4: "Quadruplets(4)", 5: "Quintuplets(5)"}
+        out = dict(record)
+        known = record.get("is_male") is not None
+        out["is_male"] = {True: "True", False: "False"}.get(record.get("is_male"), "Unknown")
+        count = int(record["plurality"])
+        out["plurality"] = names[count] if known or count == 1 else "Multiple(2+)"
+        out["mother_age"] = float(record["mother_age"])
+        out["gestation_weeks"] = float(record["gestation_weeks"])
+        return out
+    """,
+    "the trainer's vocabulary, copied when the module loads": """
+        return {**babyweight.features({**record, "plurality": 1}),
+                "plurality": babyweight.plurality(record["plurality"], record.get("is_male"))
+                if int(record["plurality"]) == 1 or record.get("is_male") is None
+                else dict(enumerate(PLURALITY_NAMES_AT_LOAD, start=1))[int(record["plurality"])]}
+    """,
+    "the serving team's re-implementation": """
+        return reimplemented_features(record)
+    """,
+}
+
+
+@pytest.mark.parametrize("wrong", list(TRANSFORM_ANSWERS), ids=list(TRANSFORM_ANSWERS))
+def test_skew_todo_2_shared_transform(wrong, skew_data, tmp_path):
+    text = preprocess_source()
+    if TRANSFORM_ANSWERS[wrong]:
+        text = answer(text, 2, TRANSFORM_ANSWERS[wrong])
+        text += "\nPLURALITY_NAMES_AT_LOAD = tuple(babyweight.PLURALITIES[:5])\n"
+    namespace = dict(skew_data, serving_preprocess=load_preprocess(tmp_path, text))
+    run(cell("solutions", SKEW, "skew-check"), namespace)  # the solution's: section 6 uses it
+    error = outcome([("fixed", cell("solutions", SKEW, "fixed")),
+                     ("test-fixed", check(SKEW, "test-fixed"))], namespace)  # fmt: skip
+    if TRANSFORM_ANSWERS[wrong] is None:
+        assert error is None, error
+    else:
+        fails_its_check(error)
+
+
+# TODO 3: the windowing, watched on section 7's hand-made stream.
+_WINDOW = """
+    return beam.WindowInto(
+        window.FixedWindows(WINDOW_SECONDS),
+        trigger=trigger.AfterWatermark({early}late=trigger.AfterCount({late})),
+        accumulation_mode=trigger.AccumulationMode.{mode},
+        {lateness}
+    )
+"""
+EARLY = "early=trigger.AfterCount(EARLY_EVERY), "
+LATENESS = "allowed_lateness=Duration(seconds=ALLOWED_LATENESS),"
+WINDOWING_ANSWERS = {
+    "solution": (None, True),
+    "the library's fixed_windows (the course's: no early panes)": (
+        "return pipelines.fixed_windows(WINDOW_SECONDS, ALLOWED_LATENESS)", True),
+    "early panes every 2 requests": (_WINDOW.format(
+        early="early=trigger.AfterCount(2), ", late=1, mode="DISCARDING", lateness=LATENESS), True),
+    "accumulating panes (requests predicted again)": (_WINDOW.format(
+        early=EARLY, late=1, mode="ACCUMULATING", lateness=LATENESS), True),
+    "no allowed lateness": (_WINDOW.format(early=EARLY, late=1, mode="DISCARDING", lateness=""), True),
+    "20 s of allowed lateness": (_WINDOW.format(
+        early=EARLY, late=1, mode="DISCARDING",
+        lateness="allowed_lateness=Duration(seconds=2 * ALLOWED_LATENESS),"), True),
+    "Beam's default trigger": ("""
+        return beam.WindowInto(window.FixedWindows(WINDOW_SECONDS),
+                               allowed_lateness=Duration(seconds=ALLOWED_LATENESS))
+    """, True),
+    "a late pane per 2 late requests": (_WINDOW.format(
+        early=EARLY, late=2, mode="DISCARDING", lateness=LATENESS), False),
+}  # fmt: skip
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("wrong", list(WINDOWING_ANSWERS), ids=list(WINDOWING_ANSWERS))
+def test_skew_todo_3_windowing(wrong, skew_data):
+    import apache_beam as beam
+    from apache_beam.testing.test_stream import TestStream
+    from apache_beam.transforms import window
+
+    code, reaches_check = WINDOWING_ANSWERS[wrong]
+    namespace = dict(skew_data, beam=beam, window=window, TestStream=TestStream)
+    source = cell("solutions", SKEW, "windowing")
+    if code:
+        source = answer(source, 3, code)
+    sources = [("windowing", source), ("demo-stream", cell("solutions", SKEW, "demo-stream")),
+               ("demo-run", cell("solutions", SKEW, "demo-run")),
+               ("test-windowing", check(SKEW, "test-windowing"))]  # fmt: skip
+    error = outcome(sources, namespace)
+    if code is None:
+        assert error is None, error
+    else:
+        fails_its_check(error, in_check=reaches_check)
+
+
+# TODO 4: the pipeline's credentials.
+CREDENTIALS_ANSWERS = {
+    "solution": (None, True),
+    "the (credentials, project) pair ADC returns": (
+        """
+        if urlparse(url).hostname in LOCAL_HOSTS:
+            return AnonymousCredentials()
+        return google.auth.default(scopes=CLOUD_SCOPES)
+    """,
+        True,
+    ),
+    "no credentials anywhere": ("return AnonymousCredentials()", True),
+    "ADC for every host, this machine too": (
+        "return google.auth.default(scopes=CLOUD_SCOPES)[0]",
+        False,
+    ),
+}
+
+
+def credential_names() -> dict:
+    """What the skew lab's setup and service cells define for its credentials cell."""
+    from urllib.parse import urlparse
+
+    import google.auth
+    from google.auth.credentials import AnonymousCredentials
+
+    return {"google": google, "AnonymousCredentials": AnonymousCredentials, "urlparse": urlparse,
+            "LOCAL_HOSTS": {"127.0.0.1", "localhost", "::1"},
+            "CLOUD_SCOPES": ["https://www.googleapis.com/auth/cloud-platform"]}  # fmt: skip
+
+
+@pytest.mark.parametrize("wrong", list(CREDENTIALS_ANSWERS), ids=list(CREDENTIALS_ANSWERS))
+def test_skew_todo_4_credentials(wrong, skew_data, service, monkeypatch):
+    for var in ("GOOGLE_APPLICATION_CREDENTIALS", "GOOGLE_CLOUD_PROJECT"):
+        monkeypatch.delenv(var, raising=False)
+    code, reaches_check = CREDENTIALS_ANSWERS[wrong]
+    namespace = dict(skew_data, **credential_names(), service=service[0])
+    source = cell("solutions", SKEW, "credentials")
+    if code:
+        source = answer(source, 4, code)
+    sources = [("credentials", source), ("stand-in-adc", cell("solutions", SKEW, "stand-in-adc")),
+               ("test-credentials", check(SKEW, "test-credentials"))]  # fmt: skip
+    error = outcome(sources, namespace)
+    if code is None:
+        assert error is None, error
+    else:
+        fails_its_check(error, in_check=reaches_check)
+
+
+# TODO 5: the handler of the pipeline over the prediction service, checked on its request log.
+HANDLER_ANSWERS = {
+    "solution": None,
+    "TF Serving's API": """
+        service_handler = pipelines.HTTPModelHandler(
+            service.url, MODEL_NAME, version=VERSION, credentials=credentials_for(service.url)
+        )
+    """,
+    "the version left out": """
+        service_handler = pipelines.HTTPModelHandler(
+            service.url, MODEL_NAME, project=PROJECT_ID, api="mlengine",
+            credentials=credentials_for(service.url),
+        )
+    """,
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("wrong", list(HANDLER_ANSWERS), ids=list(HANDLER_ANSWERS))
+def test_skew_todo_5_handler(wrong, skew_data, service):
+    import apache_beam as beam
+    from apache_beam.transforms import window
+    from prodml import config, pipelines, warehouse
+
+    server, log = service
+    namespace = dict(skew_data, **credential_names(), beam=beam, window=window, service=server,
+                     REQUEST_LOG=log,
+                     PROJECT_ID=config.settings().project, MODEL_NAME="babyweight", VERSION="1",
+                     SPEED=60.0, TICK_SECONDS=5.0)  # fmt: skip
+    namespace["stream_requests"] = namespace["messages"][:60]
+    namespace["request_times"] = pipelines.event_times(60, every=0.1)
+    namespace["handler"] = pipelines.SavedModelHandler(namespace["EXPORT_PATH"])
+    warehouse.client().create_dataset("babyweight", exists_ok=True)  # the pipeline cell's
+    keys = [json.loads(m)["key"] for m in namespace["stream_requests"]]
+    namespace["batch_rows"] = namespace["pd"].DataFrame(
+        {"key": keys, "predicted_weight_pounds": namespace["batch_pred"][:60]}
+    )
+    for given in ("windowing", "run-pipeline", "credentials"):
+        run(cell("solutions", SKEW, given).replace("print(", "(lambda *a: None)("), namespace)
+    source = cell("solutions", SKEW, "service-handler")
+    if HANDLER_ANSWERS[wrong]:
+        source = answer(source, 5, HANDLER_ANSWERS[wrong])
+    sources = [("service-handler", source), ("service-run", cell("solutions", SKEW, "service-run")),
+               ("test-service-pipeline", check(SKEW, "test-service-pipeline"))]  # fmt: skip
+    namespace["messages"] = namespace["stream_requests"]
+    error = outcome(sources, namespace)
+    if HANDLER_ANSWERS[wrong] is None:
+        assert error is None, error
+    else:
+        fails_its_check(error)
