@@ -270,9 +270,7 @@ def test_api_body_must_be_a_json_object(client, recorder):
 
 
 def test_unknown_model_is_reported_not_a_500(recorder):
-    client = (
-        load_frontend().create_app(endpoint=recorder.url, model="nosuchmodel").test_client()
-    )
+    client = load_frontend().create_app(endpoint=recorder.url, model="nosuchmodel").test_client()
     answer = client.post("/api/predict", json=COURSE_FORM)
     assert answer.status_code == 502
     assert "404" in answer.get_json()["error"]
