@@ -68,6 +68,7 @@ def features(message: str | bytes | Mapping) -> dict:
     # Input: `record`, a parsed request (a dict). Output: a dict of the four features and the
     # request's "key"; a ValueError naming the problem for a request the model cannot use.
     # Equal to the inputs training made from the same record, today and after the trainer's
-    # team changes its mapping (the check renames the plurality values).
+    # team changes its mapping (the check renames the plurality values). Sections 1 and 6 of
+    # the notebook.
     # Graded by: test-fixed, test-pipeline
     raise NotImplementedError("TODO 2: the shared transform: the model's inputs for one request, made so that serving can never drift from training")

@@ -56,8 +56,8 @@ def credentials_for(endpoint: str):
     # A service on this machine (LOCAL_HOSTS) checks no identity. Google's APIs refuse
     # anonymous calls: there the app presents the identity its environment provides (App
     # Engine's service account, or a laptop signed in with gcloud), allowed to use Cloud
-    # services (CLOUD_SCOPES). Checked for a local URL and, under a stand-in service account,
-    # for Google's. Graded by: test-credentials
+    # services (CLOUD_SCOPES). The notebook's section 6 explains ADC. Checked for a local URL
+    # and, under a stand-in service account, for Google's. Graded by: test-credentials
     # BEGIN SOLUTION
     if urlparse(endpoint).hostname in LOCAL_HOSTS:
         return AnonymousCredentials()
@@ -74,8 +74,9 @@ def build_api(api: str, endpoint: str, credentials):
     # TODO 3: the API client through which the app talks to the prediction service.
     # Inputs: `api`, `endpoint`, `credentials`. Output: the client.
     # The same code must reach Google's service or the stand-in on this machine by `endpoint`
-    # alone, for either API, and never send a request to Google when `endpoint` is local.
-    # Checked on the requests the local service logs. Graded by: test-api-client
+    # alone, for either API, and never send a request to Google when `endpoint` is local
+    # (section 6 of the notebook). Checked on the requests the local service logs.
+    # Graded by: test-api-client
     # BEGIN SOLUTION
     return discovery.build(
         api, "v1", credentials=credentials, client_options={"api_endpoint": endpoint}
@@ -89,8 +90,8 @@ def model_name(project: str, model: str, version: str | None = None) -> str:
     # Inputs: the project, the model and optionally a version. Output: the name (a str).
     # Name it as ML Engine names its resources. With `version` the page is pinned to that
     # version (while a canary runs, say); without one the service answers with the model's
-    # default version, which follows the traffic split. Checked on the paths the service logs.
-    # Graded by: test-api-client, test-frontend
+    # default version, which follows the traffic split (sections 6 to 8 of the notebook).
+    # Checked on the paths the service logs. Graded by: test-api-client, test-frontend
     # BEGIN SOLUTION
     name = f"projects/{project}/models/{model}"
     return f"{name}/versions/{version}" if version else name
@@ -107,7 +108,8 @@ def predict(api, name: str, instances: list[dict]) -> dict:
     # `name` says which API it belongs to (an ML Engine model or version, or a Vertex AI
     # endpoint). App Engine keeps the client for hours, so a request may meet a connection the
     # service has dropped, or a 503 while it scales: a transient failure must be retried (up
-    # to twice), not shown to the parent as an error. Graded by: test-api-client, test-retries
+    # to twice), not shown to the parent as an error (section 6 of the notebook).
+    # Graded by: test-api-client, test-retries
     # BEGIN SOLUTION
     body = {"instances": list(instances)}
     if "/endpoints/" in name:
@@ -166,8 +168,8 @@ def features_from(data) -> dict:
     # Parents and midwives write it as whole weeks ("39") or in the clinical weeks+days
     # notation ("38+4": 38 weeks and 4 days). The model learnt from natality, which records
     # gestation in completed weeks: give the model the value natality would have recorded.
-    # Anything else, or a value outside RANGES, is a BadInput naming gestation_weeks.
-    # Graded by: test-frontend
+    # Anything else, or a value outside RANGES, is a BadInput naming gestation_weeks (section 8
+    # of the notebook). Graded by: test-frontend
     # BEGIN SOLUTION
     text = str(data["gestation_weeks"]).strip()
     match = re.fullmatch(r"(\d{1,2})(?:\s*\+\s*([0-6]))?", text)
