@@ -669,7 +669,8 @@ def test_skew_todo_3_windowing(wrong, skew_data):
     source = cell("solutions", SKEW, "windowing")
     if code:
         source = answer(source, 3, code)
-    sources = [("windowing", source), ("demo-stream", cell("solutions", SKEW, "demo-stream")),
+    sources = [("windowing", source), ("write-pane", cell("solutions", SKEW, "write-pane")),
+               ("demo-stream", cell("solutions", SKEW, "demo-stream")),
                ("demo-run", cell("solutions", SKEW, "demo-run")),
                ("test-windowing", check(SKEW, "test-windowing"))]  # fmt: skip
     error = outcome(sources, namespace)
