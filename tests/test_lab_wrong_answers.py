@@ -597,11 +597,15 @@ TRANSFORM_ANSWERS = {
         out["gestation_weeks"] = float(record["gestation_weeks"])
         return out
     """,
-    "the trainer's vocabulary, copied when the module loads": """
-        return {**babyweight.features({**record, "plurality": 1}),
-                "plurality": babyweight.plurality(record["plurality"], record.get("is_male"))
-                if int(record["plurality"]) == 1 or record.get("is_male") is None
-                else dict(enumerate(PLURALITY_NAMES_AT_LOAD, start=1))[int(record["plurality"])]}
+    "a table built from the trainer's vocabulary when the module loads": """
+        out = dict(record)
+        out["is_male"] = babyweight.gender(record.get("is_male"))
+        count = int(record["plurality"])
+        known = out["is_male"] != "Unknown"
+        out["plurality"] = NAMES[count] if known or count == 1 else "Multiple(2+)"
+        out["mother_age"] = float(record["mother_age"])
+        out["gestation_weeks"] = float(record["gestation_weeks"])
+        return out
     """,
     "the serving team's re-implementation": """
         return reimplemented_features(record)
@@ -614,7 +618,7 @@ def test_skew_todo_2_shared_transform(wrong, skew_data, tmp_path):
     text = preprocess_source()
     if TRANSFORM_ANSWERS[wrong]:
         text = answer(text, 2, TRANSFORM_ANSWERS[wrong])
-        text += "\nPLURALITY_NAMES_AT_LOAD = tuple(babyweight.PLURALITIES[:5])\n"
+        text += "\nNAMES = dict(enumerate(babyweight.PLURALITIES[:5], start=1))\n"
     namespace = dict(skew_data, serving_preprocess=load_preprocess(tmp_path, text))
     run(cell("solutions", SKEW, "skew-check"), namespace)  # the solution's: section 6 uses it
     error = outcome([("fixed", cell("solutions", SKEW, "fixed")),
