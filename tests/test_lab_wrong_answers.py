@@ -168,12 +168,10 @@ EXPORT_ANSWERS = {
     "no signature given (Keras decides)": """
         tf.saved_model.save(model, str(export_path))
     """,
-    "the library's export (two signatures)": """
+    "the trainer's export (two signatures)": """
         from prodml.babyweight import model as babyweight_model
 
-        tf.saved_model.save(model, str(export_path), signatures={
-            "serving_default": babyweight_model.serving_fn(model),
-            "keyed": babyweight_model.keyed_fn(model)})
+        babyweight_model.save(model, export_path)
     """,
 }
 
@@ -523,6 +521,13 @@ SKEW_CHECK_ANSWERS = {
         table["skewed"] = table["value"] > table["threshold"]
         return table
     """,
+    "notebook 03's library distances (TFDV's ten-bucket histograms)": _SKEW_CHECK.format(
+        edges="None",
+        js="validation.jensen_shannon(distances.histogram(training[name].to_numpy()), "
+        "distances.histogram(serving[name].to_numpy()))",
+        linf="validation.l_infinity(training[name].astype(str).value_counts().to_dict(), "
+        "serving[name].astype(str).value_counts().to_dict())",
+    ),
     "buckets spanning the training sample only": _SKEW_CHECK.format(
         edges="np.arange(training[name].min(), training[name].max() + 2) - 0.5", js=JS, linf=LINF
     ),
@@ -546,7 +551,10 @@ SKEW_CHECK_ANSWERS = {
 
 @pytest.mark.parametrize("wrong", list(SKEW_CHECK_ANSWERS), ids=list(SKEW_CHECK_ANSWERS))
 def test_skew_todo_1_skew_check(wrong, skew_data):
-    namespace = dict(skew_data)
+    from prodml import validation
+    from prodml.validation import distances
+
+    namespace = dict(skew_data, validation=validation, distances=distances)
     source = cell("solutions", SKEW, "skew-check")
     if SKEW_CHECK_ANSWERS[wrong]:
         source = answer(source, 1, SKEW_CHECK_ANSWERS[wrong])
