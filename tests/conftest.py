@@ -22,6 +22,7 @@ MARKS: dict[str, tuple[str, ...]] = {
     "test_dependencies.py": ("slow",),  # uv resolves for Python 3.12 and 3.13
     "test_frontend.py": ("browser", "server"),
     "test_labs.py": ("kernel", "slow"),
+    "test_module05.py": ("slow",),  # notebook 05's pipeline steps and QAT (TensorFlow, Beam)
     "test_orchestration.py": ("slow",),  # Airflow
     "test_pipelines.py": ("server", "slow"),
     "test_quiet_run.py": ("kernel",),
