@@ -22,13 +22,16 @@ component = functools.partial(dsl.component, install_kfp_package=False, packages
 
 
 @component
-def query_natality(rows: int, train_data: Output[Dataset], eval_data: Output[Dataset]):
-    """BigQuery step: the course's natality query, train and eval splits, as Parquet files.
-    Each eval row gets a key, which the batch predictions carry (static serving's join key)."""
+def query_natality(
+    rows: int, eval_rows: int, train_data: Output[Dataset], eval_data: Output[Dataset]
+):
+    """BigQuery step: the course's natality query, ``rows`` training and ``eval_rows`` eval rows,
+    as Parquet files. Each eval row gets a key, which the batch predictions carry (static
+    serving's join key)."""
     from prodml import babyweight, warehouse
 
     client = warehouse.client()
-    for split, artifact, limit in (("train", train_data, rows), ("eval", eval_data, rows // 4)):
+    for split, artifact, limit in (("train", train_data, rows), ("eval", eval_data, eval_rows)):
         frame = client.query(babyweight.query(split, limit=limit)).to_dataframe()
         if split == "eval":
             frame["key"] = [f"eval-{i:06d}" for i in range(len(frame))]
@@ -177,12 +180,13 @@ def batch_predict(
 def babyweight_pipeline(
     serving_base: str,
     rows: int = 4000,
+    eval_rows: int = 1000,
     epochs: int = 1,
     learning_rate: float = 0.003,
     seed: int = 42,
     predictions_table: str = "babyweight.eval_predictions",
 ):
-    data = query_natality(rows=rows)
+    data = query_natality(rows=rows, eval_rows=eval_rows)
     trained = train(
         train_data=data.outputs["train_data"],
         eval_data=data.outputs["eval_data"],
@@ -214,7 +218,8 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=main.__doc__.split("\n")[0])
     parser.add_argument("--pipeline-root", required=True, help="folder for the run's artifacts")
     parser.add_argument("--serving-base", required=True, help="the serving folder (versions)")
-    parser.add_argument("--rows", type=int, default=4000, help="training rows (eval: a quarter)")
+    parser.add_argument("--rows", type=int, default=4000, help="training rows")
+    parser.add_argument("--eval-rows", type=int, default=1000, help="evaluation rows")
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--learning-rate", type=float, default=0.003)
     parser.add_argument("--seed", type=int, default=42)
@@ -224,6 +229,7 @@ def main(argv: list[str] | None = None) -> None:
     babyweight_pipeline(
         serving_base=args.serving_base,
         rows=args.rows,
+        eval_rows=args.eval_rows,
         epochs=args.epochs,
         learning_rate=args.learning_rate,
         seed=args.seed,
