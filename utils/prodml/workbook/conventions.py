@@ -49,7 +49,6 @@ RULES = (
 #: the rules its current text breaks, reported by ``prodml release`` but not refused.
 UNCONVERTED_LABS: dict[str, frozenset[str]] = {
     "babyweight_serving": frozenset({"solution-api", "collapsed-hints"}),
-    "traffic_prediction": frozenset({"solution-api", "collapsed-hints"}),
     "training_serving_skew": frozenset({"solution-api", "collapsed-hints"}),
 }
 
