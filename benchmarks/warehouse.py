@@ -1,21 +1,26 @@
-"""Time the course's natality split query on the local warehouse, beside the same in pandas,
-and the queries per second of 1 and 4 client processes sharing one run folder.
+"""The local BigQuery service against DuckDB itself, and against pandas, in one run.
 
-    .venv/bin/python benchmarks/warehouse.py [--rows 1000000] [--repeat 3] [--seconds 5]
+    .venv/bin/python benchmarks/warehouse.py [--rows 1000000] [--seconds 3] [--rounds 3]
 
-Loads ``prodml.datasets.natality.generate(rows)`` into the local DuckDB warehouse (under the run
-folder, ``<run_dir>/benchmarks/warehouse``), runs the BigQuery SQL through
-``warehouse.client().query(...)`` and computes the same split counts and mean weights in pandas
-(FarmHash fingerprint of each row's key, MOD 4, groupby). Prints seconds and their ratio, and
-checks that both give the same numbers.
+1. Loads ``prodml.datasets.natality.generate(rows)`` through the real client
+   (``load_table_from_dataframe``) and times the course's FARM_FINGERPRINT split query on it
+   beside the same split in pandas (FarmHash of each row's key, MOD 4, groupby); both must give
+   the same numbers.
+2. Simple queries (``SELECT COUNT(*)`` over the natality rows), for ``--seconds`` at a time:
+   DuckDB's own rate on one open connection (the floor: an in-memory copy of the same rows, since
+   the service holds the warehouse file), then the service's rate through
+   ``google.cloud.bigquery.Client`` from 1 and from 4 client processes at once, each
+   process one client, with both of the client's ways to run a query: ``query(sql).result()``
+   (jobs.insert, then jobs.getQueryResults twice: three HTTP requests) and
+   ``query_and_wait(sql)`` (jobs.query: one). Rounds alternate floor and service; medians are
+   printed.
+3. Mixed reads and writes from 1 and 4 client processes (one INSERT for every three reads):
+   failed queries (expected 0) and acknowledged inserts against the rows that landed.
+4. 10,000 rows streamed with ``insert_rows_json`` in batches of 500: every row lands.
 
-Then the mixed load: 1, then 4 client processes (``python benchmarks/warehouse.py --worker``)
-on the same run folder, each for ``--seconds`` after all are ready, one INSERT for every three
-reads (a COUNT of the inserted rows, a per-year AVG over natality). Prints queries per second in
-total and per client, failed queries (expected 0) and the ratio of 4 clients to 1. Every client
-takes its turn at the DuckDB file per call (see ``prodml.warehouse.local``): calls are served one
-at a time, so the total rate cannot grow with clients; the figures to watch are that nothing
-fails and that the total does not collapse as clients are added.
+Ends with ``service/duckdb: R`` (one client's ``query().result()`` rate over DuckDB's) and
+``clients4/clients1: R`` (four clients' total over one's, ``query().result()``). The machine's
+load moves every figure; the ratios are measured within one run.
 """
 
 from __future__ import annotations
@@ -23,17 +28,19 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import time
 
+import duckdb
 import farmhash
 import numpy as np
 import pandas as pd
 from prodml import config, warehouse
 from prodml.datasets import natality
 
-QUERY = """
+SPLIT = """
 SELECT ABS(MOD(FARM_FINGERPRINT(CONCAT(CAST(year AS STRING), CAST(month AS STRING))), 4)) AS split,
   COUNT(*) AS n, AVG(weight_pounds) AS mean_weight
 FROM `bigquery-public-data.samples.natality`
@@ -41,6 +48,12 @@ WHERE year > 2000 AND weight_pounds > 0 AND mother_age > 0 AND plurality > 0
   AND gestation_weeks > 0
 GROUP BY split ORDER BY split
 """
+SIMPLE = "SELECT COUNT(*) AS n FROM `bigquery-public-data.samples.natality`"
+READS = [
+    "SELECT COUNT(*) AS n FROM bench.events",
+    "SELECT year, AVG(weight_pounds) AS w FROM `bigquery-public-data.samples.natality` "
+    "WHERE year > 2000 GROUP BY year ORDER BY year",
+]
 
 
 def pandas_split(df: pd.DataFrame) -> pd.DataFrame:
@@ -67,123 +80,223 @@ def best_of(repeat: int, fn):
     return min(times), result
 
 
-READS = [
-    "SELECT COUNT(*) AS n FROM bench.events",
-    "SELECT year, AVG(weight_pounds) AS w FROM `bigquery-public-data.samples.natality` "
-    "WHERE year > 2000 GROUP BY year ORDER BY year",
-]
+# -- client processes --------------------------------------------------------------------------
 
 
-def worker(ident: int, seconds: float) -> None:
-    """One client process: wait for "go" on stdin, then mixed queries for ``seconds``."""
+def _one(client, kind: str, ident: int, i: int) -> None:
     from google.cloud import bigquery
 
+    if kind == "result":
+        list(client.query(SIMPLE).result())
+    elif kind == "query_and_wait":
+        list(client.query_and_wait(SIMPLE))
+    elif i % 4 == 0:  # mixed: one insert for every three reads
+        params = [bigquery.ScalarQueryParameter("c", "INT64", ident),
+                  bigquery.ScalarQueryParameter("i", "INT64", i)]  # fmt: skip
+        config_ = bigquery.QueryJobConfig(query_parameters=params)
+        client.query(
+            "INSERT INTO bench.events (client, i) VALUES (@c, @i)", job_config=config_
+        ).result()
+    else:
+        client.query(READS[i % 2]).to_dataframe()
+
+
+def worker(ident: int, kind: str, seconds: float) -> None:
+    """One client process: wait for "go" on stdin, then ``kind`` queries for ``seconds``."""
     client = warehouse.client()
+    _one(client, "result", ident, 1)  # connect and warm up before the clock starts
     print("ready", flush=True)
     sys.stdin.readline()
-    ok = failed = 0
-    start = time.monotonic()
+    ok, failed, inserted = 0, 0, 0
+    start, cpu = time.monotonic(), time.process_time()
     while time.monotonic() - start < seconds:
         i = ok + failed
         try:
-            if i % 4 == 0:
-                params = [
-                    bigquery.ScalarQueryParameter("c", "INT64", ident),
-                    bigquery.ScalarQueryParameter("i", "INT64", i),
-                ]
-                client.query(
-                    "INSERT INTO bench.events (client, i) VALUES (@c, @i)",
-                    job_config=bigquery.QueryJobConfig(query_parameters=params),
-                )
-            else:
-                client.query(READS[i % 2]).to_dataframe()
+            _one(client, kind, ident, i)
             ok += 1
-        except Exception as err:
+            inserted += kind == "mixed" and i % 4 == 0
+        except Exception as err:  # every failure is counted and shown, none hidden
             failed += 1
             print(f"client {ident}: {type(err).__name__}: {err}", file=sys.stderr)
-    print(json.dumps({"ok": ok, "failed": failed, "seconds": time.monotonic() - start}))
+    print(
+        json.dumps(
+            {
+                "ok": ok,
+                "failed": failed,
+                "inserted": inserted,
+                "seconds": time.monotonic() - start,
+                "cpu": time.process_time() - cpu,
+            }  # fmt: skip
+        )
+    )
 
 
-def concurrent(clients: int, seconds: float) -> dict:
-    """Run ``clients`` worker processes at once on this run folder; their summed counts."""
+def _service_cpu() -> float:
+    import psutil
+
+    info = json.loads((config.settings().run_dir / "warehouse.json").read_text())
+    times = psutil.Process(info["pid"]).cpu_times()
+    return times.user + times.system
+
+
+def clients(count: int, kind: str, seconds: float) -> dict:
+    """``count`` client processes at once on this run folder; their summed counts, and the CPU
+    seconds per query the clients and the service spent."""
     env = {**os.environ, "PRODML_RUN_DIR": str(config.settings().run_dir)}
+    cmd = [sys.executable, __file__, "--kind", kind, "--seconds", str(seconds), "--worker"]
     procs = [
         subprocess.Popen(
-            [sys.executable, __file__, "--worker", str(i), "--seconds", str(seconds)],
-            env=env,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
+            [*cmd, str(i)], env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
         )
-        for i in range(clients)
+        for i in range(count)
     ]
     for proc in procs:
         if proc.stdout.readline().strip() != "ready":
             raise RuntimeError("a benchmark client did not start")
+    service_cpu = _service_cpu()
     for proc in procs:
         proc.stdin.write("go\n")
         proc.stdin.flush()
     results = [json.loads(proc.communicate()[0].strip().splitlines()[-1]) for proc in procs]
-    return {
-        "ok": sum(r["ok"] for r in results),
-        "failed": sum(r["failed"] for r in results),
-        "seconds": max(r["seconds"] for r in results),
-    }
+    total = {k: sum(r[k] for r in results) for k in ("ok", "failed", "inserted")}
+    total["rate"] = sum(r["ok"] / r["seconds"] for r in results)
+    total["client_ms"] = 1000 * sum(r["cpu"] for r in results) / max(1, total["ok"])
+    service_cpu = _service_cpu() - service_cpu
+    total["service_ms"] = 1000 * service_cpu / max(1, total["ok"])
+    # the cores the clients and the service got: on a shared machine, what bounds the total
+    total["cores"] = (sum(r["cpu"] for r in results) + service_cpu) / max(
+        r["seconds"] for r in results
+    )
+    return total
+
+
+def duckdb_rate(con, seconds: float) -> tuple[float, float]:
+    """Queries per second on one open connection, and CPU milliseconds per query."""
+    n, start, cpu = 0, time.perf_counter(), time.process_time()
+    while time.perf_counter() - start < seconds:
+        con.execute("SELECT COUNT(*) AS n FROM natality").fetchall()
+        n += 1
+    return n / (time.perf_counter() - start), 1000 * (time.process_time() - cpu) / n
+
+
+# -- the sections ------------------------------------------------------------------------------
+
+
+def split_query(client, df: pd.DataFrame, repeat: int) -> None:
+    first = time.perf_counter()
+    client.query(SPLIT).to_dataframe()
+    first = time.perf_counter() - first
+    local_s, local = best_of(repeat, lambda: client.query(SPLIT).to_dataframe())
+    pandas_s, expected = best_of(repeat, lambda: pandas_split(df))
+    assert local["split"].tolist() == expected.index.tolist()
+    assert local["n"].tolist() == expected["n"].tolist()
+    np.testing.assert_allclose(local["mean_weight"], expected["mean_weight"], rtol=1e-9)
+    print(local.to_string(index=False))
+    print(
+        f"split query through the service: {local_s:.3f} s (best of {repeat}; first {first:.3f} s)"
+    )
+    print(
+        f"pandas (per-row FarmHash, mod, groupby): {pandas_s:.3f} s; pandas / service: {pandas_s / local_s:.1f}x"
+    )
+
+
+def simple_queries(floor_con, seconds: float, rounds: int) -> dict:
+    runs: dict[str, list] = {k: [] for k in ("duckdb", "result1", "result4", "wait1", "wait4")}
+    for _ in range(rounds):
+        runs["duckdb"].append(duckdb_rate(floor_con, seconds))
+        runs["result1"].append(clients(1, "result", seconds))
+        runs["wait1"].append(clients(1, "query_and_wait", seconds))
+        runs["result4"].append(clients(4, "result", seconds))
+        runs["wait4"].append(clients(4, "query_and_wait", seconds))
+    med = {k: statistics.median(r["rate"] for r in v) for k, v in runs.items() if k != "duckdb"}
+    med["duckdb"] = statistics.median(r for r, _ in runs["duckdb"])
+    floor_cpu = statistics.median(c for _, c in runs["duckdb"])
+    print(f"DuckDB, one open connection: {med['duckdb']:,.0f} queries/s, {floor_cpu:.2f} ms CPU a query "
+          f"(rounds {[round(r) for r, _ in runs['duckdb']]})")  # fmt: skip
+    for key, label in (("result", "query(sql).result()"), ("wait", "query_and_wait(sql)")):
+        one, four = med[f"{key}1"], med[f"{key}4"]
+        client_ms = statistics.median(r["client_ms"] for r in runs[f"{key}1"])
+        service_ms = statistics.median(r["service_ms"] for r in runs[f"{key}1"])
+        cores = [statistics.median(r["cores"] for r in runs[f"{key}{n}"]) for n in (1, 4)]
+        print(f"service, {label}: 1 client {one:,.0f} q/s ({one / med['duckdb']:.0%} of DuckDB), "
+              f"4 clients {four:,.0f} q/s ({four / one:.2f}x one); CPU a query: client "
+              f"{client_ms:.2f} ms, service {service_ms:.2f} ms; cores used by clients and "
+              f"service: {cores[0]:.2f} (1 client), {cores[1]:.2f} (4 clients)")  # fmt: skip
+    return med
+
+
+def mixed(client, seconds: float) -> None:
+    client.create_dataset("bench", exists_ok=True)
+    client.query("CREATE OR REPLACE TABLE bench.events (client INT64, i INT64)").result()
+    for count in (1, 4):
+        before = client.get_table("bench.events").num_rows
+        got = clients(count, "mixed", seconds)
+        landed = client.get_table("bench.events").num_rows - before
+        print(f"mixed read/write, {count} client(s): {got['rate']:.0f} queries/s, {got['ok']} ok, "
+              f"{got['failed']} failed, {got['inserted']} inserts acknowledged, {landed} rows landed")  # fmt: skip
+
+
+def streaming(client) -> None:
+    from google.cloud import bigquery
+
+    table = "bench.stream"
+    client.delete_table(table, not_found_ok=True)
+    schema = [bigquery.SchemaField("i", "INTEGER"), bigquery.SchemaField("s", "STRING")]
+    client.create_table(bigquery.Table(f"{client.project}.{table}", schema=schema))
+    start, errors = time.perf_counter(), []
+    for first in range(0, 10_000, 500):
+        errors += client.insert_rows_json(
+            table, [{"i": i, "s": f"row {i}"} for i in range(first, first + 500)]
+        )
+    took = time.perf_counter() - start
+    got = client.query(
+        f"SELECT COUNT(*) AS n, COUNT(DISTINCT i) AS d, SUM(i) AS s FROM {table}"
+    ).to_dataframe()
+    n, d, s = (int(got[c][0]) for c in ("n", "d", "s"))
+    whole = (n, d, s, errors) == (10_000, 10_000, sum(range(10_000)), [])
+    print(f"streamed 10,000 rows in batches of 500: {took:.2f} s, {n:,} rows landed "
+          f"({d:,} distinct), {'whole' if whole else 'NOT WHOLE'}")  # fmt: skip
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
-    parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--seconds", type=float, default=5.0, help="of each concurrent run")
+    parser.add_argument("--repeat", type=int, default=3, help="of the split query")
+    parser.add_argument("--seconds", type=float, default=3.0, help="of each rate measurement")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating floor and service")
+    parser.add_argument("--kind", default="result", help=argparse.SUPPRESS)
     parser.add_argument("--worker", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker is not None:
-        worker(args.worker, args.seconds)
+        worker(args.worker, args.kind, args.seconds)
         return
 
     config.configure(run_dir=str(config.settings().run_dir / "benchmarks" / "warehouse"))
     client = warehouse.client()
-    start = time.perf_counter()
     df = natality.generate(rows=args.rows, seed=0)
-    generated = time.perf_counter() - start
+    loads = []
+    load = client.load_table_from_dataframe
+    client.load_table_from_dataframe = lambda *a, **k: loads.append(1) or load(*a, **k)
     start = time.perf_counter()
-    table = natality.load(client=client, rows=args.rows, seed=0)
-    loaded = time.perf_counter() - start
-    print(f"natality: {args.rows:,} rows generated in {generated:.2f} s, loaded in {loaded:.2f} s")
-
-    first = time.perf_counter()
-    client.query(QUERY).to_dataframe()
-    first = time.perf_counter() - first
-    local_s, local = best_of(args.repeat, lambda: client.query(QUERY).to_dataframe())
-    pandas_s, expected = best_of(args.repeat, lambda: pandas_split(df))
-
-    assert table == natality.TABLE
-    assert local["split"].tolist() == expected.index.tolist()
-    assert local["n"].tolist() == expected["n"].tolist()
-    np.testing.assert_allclose(local["mean_weight"], expected["mean_weight"], rtol=1e-9)
-
-    print(local.to_string(index=False))
-    print(
-        f"local warehouse query: {local_s:.3f} s (best of {args.repeat}; first run {first:.3f} s)"
+    natality.load(client=client, rows=args.rows, seed=0)
+    took = time.perf_counter() - start
+    how = (
+        f"loaded through the client in {took:.2f} s"
+        if loads
+        else "already there (not loaded again)"
     )
-    print(f"pandas (per-row FarmHash, mod, groupby): {pandas_s:.3f} s (best of {args.repeat})")
-    print(f"ratio pandas / warehouse: {pandas_s / local_s:.1f}x")
-
-    client.create_dataset("bench", exists_ok=True)
-    client.query("CREATE OR REPLACE TABLE bench.events (client INT64, i INT64)")
-    rates = {}
-    for clients in (1, 4):
-        before = client.get_table("bench.events").num_rows
-        got = concurrent(clients, args.seconds)
-        inserted = client.get_table("bench.events").num_rows - before
-        rates[clients] = got["ok"] / got["seconds"]
-        print(
-            f"{clients} client process(es), mixed read/write: {rates[clients]:.1f} queries/s "
-            f"({rates[clients] / clients:.1f} per client), {got['ok']} ok, "
-            f"{got['failed']} failed, {inserted} rows inserted"
-        )
-    print(f"ratio 4 clients / 1 client (total queries/s): {rates[4] / rates[1]:.2f}x")
+    print(f"natality: {args.rows:,} rows, {how}")
+    split_query(client, df, args.repeat)
+    floor = duckdb.connect()
+    floor.execute("SET enable_progress_bar = false")
+    floor.execute("CREATE TABLE natality AS SELECT * FROM df")
+    med = simple_queries(floor, args.seconds, args.rounds)
+    mixed(client, args.seconds)
+    streaming(client)
+    print("(the two ratios below: query_and_wait(sql), the client's one-request call for rows;")
+    print(" query(sql).result() takes three requests: its figures are above)")
+    print(f"service/duckdb: {med['wait1'] / med['duckdb']:.2f}")
+    print(f"clients4/clients1: {med['wait4'] / med['wait1']:.2f}")
 
 
 if __name__ == "__main__":

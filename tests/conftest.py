@@ -21,12 +21,14 @@ MARKS: dict[str, tuple[str, ...]] = {
     "test_colab.py": ("slow",),  # virtual environments, pip
     "test_dependencies.py": ("slow",),  # uv resolves for Python 3.12 and 3.13
     "test_frontend.py": ("browser", "server"),
+    "test_lab_wrong_answers.py": ("browser", "server", "slow"),  # a service, Chromium, Beam
     "test_labs.py": ("kernel", "slow"),
     "test_orchestration.py": ("slow",),  # Airflow
     "test_pipelines.py": ("server", "slow"),
     "test_quiet_run.py": ("kernel",),
     "test_savedmodel.py": ("slow",),  # exports a SavedModel
     "test_serving.py": ("server",),
+    "test_serving_access_log.py": ("server",),
     "test_serving_babyweight.py": ("server", "slow"),
     "test_serving_versions.py": ("server",),
     "test_traffic.py": ("slow",),  # Beam pipelines
@@ -67,10 +69,20 @@ def _session_run_dir(tmp_path_factory):
     for var in ("PRODML_WAREHOUSE", "PRODML_STORAGE"):
         os.environ.pop(var, None)
     yield run_dir
+    _stop_warehouse(run_dir)
     if old is None:
         os.environ.pop("PRODML_RUN_DIR", None)
     else:
         os.environ["PRODML_RUN_DIR"] = old
+
+
+def _stop_warehouse(run_dir: Path) -> None:
+    """Stop the run folder's warehouse service, if a test started one (it would otherwise
+    idle for minutes)."""
+    if (run_dir / "warehouse.json").exists():
+        from prodml.warehouse import service
+
+        service.stop(run_dir)
 
 
 @pytest.fixture
@@ -80,6 +92,7 @@ def run_dir(tmp_path, monkeypatch):
     config.reset()
     yield tmp_path / "run"
     config.reset()
+    _stop_warehouse(tmp_path / "run")
 
 
 @pytest.fixture

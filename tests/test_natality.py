@@ -261,10 +261,14 @@ def test_load_through_the_warehouse(run_dir):
 def test_load_tells_warehouse_files_apart(run_dir):
     from prodml import warehouse
 
-    first = CountingClient(warehouse.LocalClient(run_dir / "a.duckdb", project="local-project"))
-    second = CountingClient(warehouse.LocalClient(run_dir / "b.duckdb", project="local-project"))
-    natality.load(first, rows=2000, seed=1)
-    natality.load(second, rows=2000, seed=1)
-    natality.load(first, rows=2000, seed=1)
-    assert (first.loads, second.loads) == (1, 1)
-    assert second.get_table(natality.TABLE).num_rows == 2000
+    first = CountingClient(warehouse.client(run_dir=run_dir / "a"))
+    second = CountingClient(warehouse.client(run_dir=run_dir / "b"))
+    try:
+        natality.load(first, rows=2000, seed=1)
+        natality.load(second, rows=2000, seed=1)
+        natality.load(first, rows=2000, seed=1)
+        assert (first.loads, second.loads) == (1, 1)
+        assert second.get_table(natality.TABLE).num_rows == 2000
+    finally:
+        warehouse.stop(run_dir / "a")
+        warehouse.stop(run_dir / "b")

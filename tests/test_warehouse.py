@@ -1,4 +1,5 @@
-"""The warehouse: BigQuery Standard SQL on local DuckDB, and the selection of real BigQuery."""
+"""The warehouse: BigQuery Standard SQL on the local BigQuery service (DuckDB), through
+google-cloud-bigquery's own client, and the selection of real BigQuery."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import pytest
 from google.api_core import exceptions
 from google.cloud import bigquery
 from prodml import config, warehouse
+from warehouse_support import clean_client, shared_run
 
 DOC_EXAMPLE = """
 WITH example AS (
@@ -32,9 +34,14 @@ GROUP BY split ORDER BY split
 """
 
 
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    yield from shared_run(tmp_path_factory)
+
+
 @pytest.fixture
-def client(run_dir):
-    return warehouse.client()
+def client(run, monkeypatch):
+    yield from clean_client(run, monkeypatch)
 
 
 def one(client, sql, **params):
@@ -104,6 +111,17 @@ def test_casts_follow_bigquery(client):
     }
 
 
+def test_numbers_with_a_point_are_float64_as_on_bigquery(client):
+    rows = client.query("SELECT 2.5 AS f, 1e3 AS e, 7 AS i, 2.5 * 2 AS g").result()
+    assert [(f.name, f.field_type) for f in rows.schema] == [
+        ("f", "FLOAT"),
+        ("e", "FLOAT"),
+        ("i", "INTEGER"),
+        ("g", "FLOAT"),
+    ]
+    assert [tuple(r.values()) for r in rows] == [(2.5, 1000.0, 7, 5.0)]
+
+
 def test_functions_follow_bigquery(client):
     row = one(
         client,
@@ -161,7 +179,7 @@ def test_named_and_array_parameters(client):
     assert frame["x"].tolist() == [4, 6, 9]
     assert frame["scaled"].tolist() == [8.0, 12.0, 18.0]
     with pytest.raises(exceptions.BadRequest, match="@missing"):
-        client.query("SELECT @missing AS m")
+        client.query("SELECT @missing AS m").result()
 
 
 def test_course_split_query_matches_pandas(client):
@@ -177,7 +195,10 @@ def test_course_split_query_matches_pandas(client):
             "gestation_weeks": rng.integers(30, 43, n),
         }
     )
-    client.load_table_from_dataframe(frame, "bigquery-public-data.samples.natality").result()
+    replace = bigquery.LoadJobConfig(write_disposition="WRITE_TRUNCATE")
+    client.load_table_from_dataframe(
+        frame, "bigquery-public-data.samples.natality", job_config=replace
+    ).result()
     got = client.query(COURSE_SPLIT).to_dataframe()
     kept = frame[(frame.year > 2000) & (frame.weight_pounds > 0)]
     keys = kept.year.astype(str) + kept.month.astype(str)
@@ -191,7 +212,7 @@ def test_course_split_query_matches_pandas(client):
 
 def test_create_or_replace_table_and_datasets(client):
     with pytest.raises(exceptions.NotFound, match="create_dataset"):
-        client.query("CREATE OR REPLACE TABLE babyweight.t AS SELECT 1 AS a")
+        client.query("CREATE OR REPLACE TABLE babyweight.t AS SELECT 1 AS a").result()
     dataset = client.create_dataset("babyweight", exists_ok=True)
     assert dataset.dataset_id == "babyweight" and dataset.project == "local-project"
     with pytest.raises(exceptions.Conflict):
@@ -211,7 +232,7 @@ def test_create_or_replace_table_and_datasets(client):
     ].tolist() == [10]
     client.delete_table("babyweight.t")
     client.delete_table("babyweight.t", not_found_ok=True)
-    with pytest.raises(warehouse.TableNotFound):
+    with pytest.raises(exceptions.NotFound, match="local-project:babyweight.t"):
         client.delete_table("babyweight.t")
 
 
@@ -220,9 +241,9 @@ def test_create_or_replace_table_and_datasets(client):
 
 def test_missing_table_is_named_in_bigquery_terms(client):
     with pytest.raises(exceptions.NotFound) as err:
-        client.query("SELECT * FROM `bigquery-public-data.samples.shakespeare` LIMIT 1")
+        client.query("SELECT * FROM `bigquery-public-data.samples.shakespeare` LIMIT 1").result()
     assert "Not found: Table bigquery-public-data:samples.shakespeare" in str(err.value)
-    with pytest.raises(warehouse.TableNotFound, match="local-project:ds.nope"):
+    with pytest.raises(exceptions.NotFound, match="local-project:ds.nope"):
         client.get_table("ds.nope")
 
 
@@ -236,16 +257,21 @@ def test_missing_table_is_named_in_bigquery_terms(client):
     ],
 )
 def test_unsupported_sql_names_the_construct(client, sql, construct):
-    with pytest.raises(warehouse.UnsupportedSQL) as err:
-        client.query(sql)
-    assert construct in str(err.value)
-    assert isinstance(err.value, ValueError)
+    with pytest.raises(exceptions.BadRequest) as err:
+        client.query(sql).result()
+    assert construct in err.value.errors[0]["message"]
+    assert err.value.errors[0]["reason"] == "invalidQuery"
 
 
 def test_other_errors_read_like_bigquerys(client):
     with pytest.raises(exceptions.BadRequest) as err:
-        client.query("SELECT CAST('abc' AS INT64) AS x")
-    assert str(err.value) == "400 Bad int64 value: abc"
+        client.query("SELECT CAST('abc' AS INT64) AS x").result()
+    assert err.value.errors[0] == {
+        "reason": "invalidQuery",
+        "location": "query",
+        "message": "Bad int64 value: abc",
+    }
+    assert str(err.value).startswith("400 Bad int64 value: abc")
 
 
 # -- loads ----------------------------------------------------------------------------------------
@@ -370,9 +396,11 @@ def test_json_parquet_avro_orc_loads(client, tmp_path):
         assert got["score"].tolist()[:2] == [0.5, 1.5] and pd.isna(got["score"][2]), ext
 
 
-def test_gs_uris_are_refused_locally(client):
-    with pytest.raises(ValueError, match="gs://bucket/x.csv"):
-        client.load_table_from_uri("gs://bucket/x.csv", "p.d.t")
+def test_gs_and_relative_uris_are_refused_locally(client):
+    with pytest.raises(exceptions.BadRequest, match="gs://bucket/x.csv"):
+        client.load_table_from_uri("gs://bucket/x.csv", "p.d.t").result()
+    with pytest.raises(exceptions.BadRequest, match="relative path"):
+        client.load_table_from_uri("data/x.csv", "p.d.t").result()
 
 
 # -- BigQuery backend -----------------------------------------------------------------------------
@@ -410,6 +438,19 @@ def test_bigquery_selection_builds_the_real_client_without_network(run_dir, monk
     assert request["useLegacySql"] is False
 
 
+def test_dry_runs_check_the_query_and_run_nothing(client):
+    client.create_dataset("dry")
+    dry = bigquery.QueryJobConfig(dry_run=True)
+    job = client.query("CREATE TABLE dry.t AS SELECT 1 AS a", job_config=dry)
+    assert job.state == "DONE" and job.total_bytes_processed == 0
+    with pytest.raises(exceptions.NotFound):
+        client.get_table("dry.t")  # nothing ran
+    with pytest.raises(exceptions.BadRequest, match="Syntax error"):
+        client.query("SELEC 1", job_config=dry).result()
+    with pytest.raises(exceptions.BadRequest, match="legacy SQL"):
+        client.query("SELECT 1", job_config=bigquery.QueryJobConfig(use_legacy_sql=True)).result()
+
+
 def test_query_destination_honors_write_disposition(client):
     client.create_dataset("results", exists_ok=True)
     job_config = bigquery.QueryJobConfig(
@@ -426,16 +467,12 @@ def test_query_destination_honors_write_disposition(client):
     assert client.get_table("results.squares").num_rows == 6
 
 
-def test_clients_side_by_side_share_the_functions(run_dir):
-    """Two connections to one warehouse file in one process (a notebook's client while a load
-    job or a Beam sink opens another) both run FARM_FINGERPRINT."""
-    first, second = warehouse.client(), warehouse.client()
-    outer = first._connect()
-    try:
-        got = second.query("SELECT FARM_FINGERPRINT('alphabet') AS f").to_dataframe()
-        assert got["f"][0] == -2427165924636348523
-        assert outer.execute("SELECT farm_fingerprint('alphabet')").fetchall()[0][0] == (
-            -2427165924636348523
-        )
-    finally:
-        outer.close()
+def test_clients_of_one_run_folder_share_one_service(client):
+    """Two clients of one run folder (a notebook's, and a pipeline's) talk to one service: each
+    sees the other's writes at once, and both run the warehouse's FARM_FINGERPRINT."""
+    other = warehouse.client()
+    assert other._connection.API_BASE_URL == client._connection.API_BASE_URL
+    client.create_dataset("shared", exists_ok=True)
+    client.query("CREATE TABLE shared.t AS SELECT 'alphabet' AS s").result()
+    got = other.query("SELECT FARM_FINGERPRINT(s) AS f FROM shared.t").to_dataframe()
+    assert got["f"].tolist() == [-2427165924636348523]

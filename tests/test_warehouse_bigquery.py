@@ -1,11 +1,13 @@
-"""The local warehouse as the course's code meets it: public tables that exist, BigQuery's
-errors, DDL and catalogue, read-only public data, BigQuery SQL only, extracts, %%bigquery."""
+"""The local warehouse as the course's code meets it, through google-cloud-bigquery's own client:
+public tables that exist, BigQuery's errors, DDL and catalogue, read-only public data, BigQuery
+SQL only, extracts, copies, %%bigquery."""
 
 from __future__ import annotations
 
 import contextlib
 import io
 import json
+from importlib import metadata
 
 import fastavro
 import pandas as pd
@@ -15,8 +17,9 @@ from google.api_core import exceptions
 from google.cloud import bigquery
 from prodml import config, warehouse
 from prodml.datasets import PUBLIC_TABLES, natality
-from prodml.warehouse import local
-from prodml.warehouse.sql import BIGQUERY_ML
+from prodml.warehouse import service
+from prodml.warehouse.refusals import BIGQUERY_ML
+from warehouse_support import clean_client, shared_run
 
 # The course's split, as its notebooks write it (publicdata is BigQuery's alias)
 COURSE_SPLIT = """
@@ -31,41 +34,54 @@ GROUP BY split ORDER BY split
 
 
 @pytest.fixture(scope="module")
-def public(tmp_path_factory):
+def run(tmp_path_factory):
+    """The module's run folder; its service runs with no BigQuery ML engine (the refusals)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("PRODML_WAREHOUSE_ML_ENGINE", "")
+        yield from shared_run(tmp_path_factory, "bigquery")
+
+
+@pytest.fixture(scope="module")
+def public(run):
     """A client on a fresh warehouse file; its first query generates natality (once for the
-    module: 1,000,000 rows take a few seconds). Returns (client, what the first query printed)."""
-    path = tmp_path_factory.mktemp("public") / "warehouse.duckdb"
-    client = warehouse.LocalClient(path, project="local-project")
-    notice = io.StringIO()
-    with contextlib.redirect_stderr(notice):
+    module: 1,000,000 rows take a few seconds). Returns (client, the service's log lines about
+    generating tables, the split)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("PRODML_RUN_DIR", str(run))
+        config.reset()
+        client = warehouse.client()
         split = client.query(COURSE_SPLIT).to_dataframe()
-    return client, notice.getvalue(), split
+        log = service.log_path(run).read_text()
+        yield client, [line for line in log.splitlines() if "generating" in line], split
+    config.reset()
 
 
 @pytest.fixture
-def client(run_dir):
-    return warehouse.client()
+def client(run, monkeypatch):
+    yield from clean_client(run, monkeypatch)
 
 
 def test_registry_maps_public_ids_to_generators():
     assert PUBLIC_TABLES[natality.TABLE] is natality.public_table
     assert all(len(t.split(".")) == 3 and callable(g) for t, g in PUBLIC_TABLES.items())
+    # the warehouse learns them by name, from the package's entry points: the same tables
+    registered = {e.name: e.load() for e in metadata.entry_points(group="prodml.public_tables")}
+    assert registered == PUBLIC_TABLES
 
 
 def test_a_fresh_warehouse_answers_the_course_split_on_publicdata(public):
-    client, notice, split = public
-    assert notice.count("\n") == 1 and natality.TABLE in notice  # one line, once
+    client, notices, split = public
+    assert len(notices) == 1 and natality.TABLE in notices[0]  # one line, once, in the log
     assert split["split"].tolist() == [0, 1, 2, 3]
     kept = client.query(
         "SELECT COUNT(*) AS n FROM `bigquery-public-data.samples.natality` WHERE year > 2000 "
         "AND weight_pounds > 0 AND mother_age > 0 AND plurality > 0 AND gestation_weeks > 0"
     ).to_dataframe()["n"][0]
     assert split["n"].sum() == kept and 750_000 < kept < 800_000
-    # the default size, and nothing printed or generated the second time
-    again = io.StringIO()
-    with contextlib.redirect_stderr(again):
-        assert client.get_table("publicdata.samples.natality").num_rows == 1_000_000
-    assert again.getvalue() == ""
+    # the default size, and nothing generated the second time
+    assert client.get_table("publicdata.samples.natality").num_rows == 1_000_000
+    log = service.log_path(client.run_dir).read_text()
+    assert sum("generating" in line for line in log.splitlines()) == 1
 
 
 def test_select_star_has_the_public_tables_31_columns(public):
@@ -100,17 +116,19 @@ def test_information_schema_columns_in_bigquery_terms(public):
 def test_unknown_names_in_bigquerys_words(public):
     client = public[0]
     with pytest.raises(exceptions.BadRequest) as err:
-        client.query("SELECT mother_birth_stat FROM publicdata.samples.natality")
-    assert str(err.value) == "400 Unrecognized name: mother_birth_stat at [1:8]"
+        client.query("SELECT mother_birth_stat FROM publicdata.samples.natality").result()
+    assert err.value.errors[0]["message"] == "Unrecognized name: mother_birth_stat at [1:8]"
+    assert str(err.value).startswith("400 Unrecognized name: mother_birth_stat at [1:8]")
     with pytest.raises(exceptions.BadRequest) as err:
-        client.query("SELECT year,\n  nope\nFROM publicdata.samples.natality")
-    assert str(err.value) == "400 Unrecognized name: nope at [2:3]"
+        client.query("SELECT year,\n  nope\nFROM publicdata.samples.natality").result()
+    assert err.value.errors[0]["message"] == "Unrecognized name: nope at [2:3]"
     with pytest.raises(exceptions.NotFound) as err:
-        client.query("SELECT * FROM publicdata.samples.natalityx")
+        client.query("SELECT * FROM publicdata.samples.natalityx").result()
     assert "Not found: Table bigquery-public-data:samples.natalityx" in str(err.value)
     with pytest.raises(exceptions.BadRequest) as err:
-        client.query("SELECT year FROM publicdata.samples.natality WHERE (")
-    assert str(err.value).startswith("400 Syntax error: ") and "at [1:" in str(err.value)
+        client.query("SELECT year FROM publicdata.samples.natality WHERE (").result()
+    message = err.value.errors[0]["message"]
+    assert message.startswith("Syntax error: ") and "at [1:" in message
     for message in (str(e) for e in _errors(client)):
         assert "\x1b" not in message
         for duckdb_word in ("DuckDB", "Binder", "Catalog Error", "Candidate bindings", "LINE 1"):
@@ -126,7 +144,7 @@ def _errors(client):
         "SELECT CAST('x' AS INT64) AS y",
     ):
         with pytest.raises(exceptions.GoogleAPICallError) as err:
-            client.query(sql)
+            client.query(sql).result()
         yield err.value
 
 
@@ -147,11 +165,10 @@ ML = [
 
 @pytest.mark.parametrize("sql, construct", ML)
 def test_bigquery_ml_is_refused_with_one_message(client, sql, construct):
-    with pytest.raises(warehouse.UnsupportedSQL) as err:
-        client.query(sql)
-    assert str(err.value) == "400 " + BIGQUERY_ML.format(construct=construct)
+    with pytest.raises(exceptions.BadRequest) as err:
+        client.query(sql).result()
+    assert err.value.errors[0]["message"] == BIGQUERY_ML.format(construct=construct)
     assert "BigQuery ML" in str(err.value) and "Keras" in str(err.value)
-    assert isinstance(err.value, exceptions.BadRequest)
 
 
 NOT_BIGQUERY = [
@@ -175,14 +192,19 @@ NOT_BIGQUERY = [
 
 @pytest.mark.parametrize("sql, construct", NOT_BIGQUERY)
 def test_sql_that_is_not_bigquerys_is_refused(client, sql, construct):
-    with pytest.raises(warehouse.UnsupportedSQL) as err:
-        client.query(sql)
-    assert f"400 {construct} is not BigQuery SQL" in str(err.value)
+    with pytest.raises(exceptions.BadRequest) as err:
+        client.query(sql).result()
+    assert err.value.errors[0]["message"].startswith(f"{construct} is not BigQuery SQL")
 
 
 def test_bigquery_ddl(client):
     client.create_dataset(bigquery.DatasetReference("local-project", "scratch"), exists_ok=True)
-    run = client.query
+
+    def run(sql):
+        job = client.query(sql)
+        job.result()
+        return job
+
     run(
         "CREATE TABLE scratch.t2 (a INT64 NOT NULL, b STRING, d DATE) "
         "PARTITION BY d CLUSTER BY b OPTIONS(description='partitioning only changes cost')"
@@ -267,7 +289,7 @@ def test_public_tables_are_read_only(public):
     before = client.query(fingerprint).to_dataframe().values.tolist()
     for sql in WRITES:
         with pytest.raises(exceptions.Forbidden) as err:
-            client.query(sql)
+            client.query(sql).result()
         assert "Access Denied" in str(err.value) and "bigquery-public-data:samples" in str(
             err.value
         ), sql
@@ -318,12 +340,9 @@ def test_extract_table_round_trips(client, small, fmt):
         small, uri, job_config=bigquery.ExtractJobConfig(destination_format=fmt)
     )
     assert job.result().destination_uri_file_counts == [1] and job.state == "DONE"
-    load = bigquery.LoadJobConfig(
-        source_format=fmt,
-        schema=SCHEMA,
-        skip_leading_rows=1 if fmt == "CSV" else None,
-        allow_quoted_newlines=True,
-    )
+    load = bigquery.LoadJobConfig(source_format=fmt, schema=SCHEMA, allow_quoted_newlines=True)
+    if fmt == "CSV":
+        load.skip_leading_rows = 1
     client.load_table_from_uri(uri, "course.back", job_config=load).result()
     back = client.query("SELECT * FROM course.back ORDER BY n NULLS LAST").to_dataframe()
     want = client.query("SELECT * FROM course.small ORDER BY n NULLS LAST").to_dataframe()
@@ -343,25 +362,25 @@ def test_extract_table_round_trips(client, small, fmt):
         assert first == {"n": 1, "x": 0.5, "s": "a", "ok": True}
 
 
-def test_extract_wildcard_shards(client, monkeypatch):
+def test_extract_wildcard_shards(client):
     from prodml import storage
 
-    monkeypatch.setattr(local, "SHARD_ROWS", 3)
     client.create_dataset("course", exists_ok=True)
-    frame = pd.DataFrame({"i": range(10)})
-    client.load_table_from_dataframe(frame, "course.ten").result()
+    rows = 250_000  # the service writes 100,000 rows per file of a wildcard extract
+    client.query(
+        f"CREATE TABLE course.many AS SELECT x FROM UNNEST(GENERATE_ARRAY(1, {rows})) AS x"
+    ).result()
     uri = storage.path("shards", "part-*.parquet")
     job = client.extract_table(
-        "course.ten",
-        [uri],
-        job_config=bigquery.ExtractJobConfig(destination_format="PARQUET"),
+        "course.many", [uri], job_config=bigquery.ExtractJobConfig(destination_format="PARQUET")
     ).result()
-    assert job.destination_uri_file_counts == [4]
-    parts = [uri.replace("*", f"{i:012d}") for i in range(4)]
-    assert [pq.read_table(p).num_rows for p in parts] == [3, 3, 3, 1]
-    assert sorted(i for p in parts for i in pq.read_table(p)["i"].to_pylist()) == list(range(10))
-    with pytest.raises(ValueError, match="local folder"):
-        client.extract_table("course.ten", "gs://bucket/out.csv")
+    assert job.destination_uri_file_counts == [3]
+    parts = [uri.replace("*", f"{i:012d}") for i in range(3)]
+    assert [pq.read_table(p).num_rows for p in parts] == [100_000, 100_000, 50_000]
+    got = sorted(x for p in parts for x in pq.read_table(p)["x"].to_pylist())
+    assert got == list(range(1, rows + 1))
+    with pytest.raises(exceptions.BadRequest, match="local folder"):
+        client.extract_table("course.many", "gs://bucket/out.csv").result()
 
 
 def test_references_and_the_rest_of_the_client(client, small):
@@ -372,31 +391,27 @@ def test_references_and_the_rest_of_the_client(client, small):
     table = dataset.table("small")
     assert [f.name for f in client.get_table(table).schema] == ["n", "x", "s", "ok"]
     rows = client.list_rows(table, max_results=2)
-    assert rows.total_rows == 4 and len(list(rows)) == 2
+    assert len(list(rows)) == 2 and rows.total_rows == 4
     picked = client.list_rows("course.small", selected_fields=SCHEMA[:1], start_index=3)
     assert picked.to_dataframe()["n"].tolist() == [4]
     assert [t.table_id for t in client.list_tables(dataset)] == ["small"]
-    for name, call in (
-        ("copy_table", lambda: client.copy_table(table, "course.other")),
-        ("insert_rows", lambda: client.insert_rows(table, [{"n": 1}])),
-        ("list_jobs", lambda: client.list_jobs()),
-    ):
-        with pytest.raises(NotImplementedError, match=f"Client.{name} is not implemented"):
-            call()
+    # what LocalClient lacked, the real client has: copies, insert_rows, jobs
+    client.copy_table(table, "course.other").result()
+    client.copy_table([table, "course.other"], "course.both").result()
+    assert client.get_table("course.both").num_rows == 8
+    assert client.insert_rows(client.get_table(table), [{"n": 5, "s": "e"}]) == []
+    assert client.get_table(table).num_rows == 5
+    job = client.query("SELECT COUNT(*) AS n FROM course.small")
+    assert job.result().to_dataframe()["n"].tolist() == [5]
+    assert job.job_id in {j.job_id for j in client.list_jobs()}
+    assert client.get_job(job.job_id).state == "DONE" and job.cancel()
     with pytest.raises(AttributeError):
         client.no_such_method()  # a typo is still a typo
-    job = client.query("SELECT COUNT(*) AS n FROM course.small")
-    assert job.result().to_dataframe(create_bqstorage_client=False)["n"].tolist() == [4]
-    for name, call in (
-        ("QueryJob.cancel", job.cancel),
-        ("RowIterator.to_geodataframe", job.result().to_geodataframe),
-    ):
-        with pytest.raises(NotImplementedError, match=f"{name} is not implemented"):
-            call()
-    with pytest.raises(NotImplementedError, match="QueryJob.total_bytes_processed"):
-        _ = job.total_bytes_processed
-    client.delete_table(table)
+    for name in ("small", "other", "both"):
+        client.delete_table(dataset.table(name))
     client.delete_dataset(dataset)
+    with pytest.raises(exceptions.NotFound, match="local-project:course"):
+        client.get_dataset(dataset)
 
 
 def test_csv_quoted_newlines_report_the_line_a_bad_record_starts_on(client, tmp_path):
@@ -427,7 +442,7 @@ def test_csv_quoted_newlines_report_the_line_a_bad_record_starts_on(client, tmp_
 
 
 @pytest.fixture
-def ipython(run_dir):
+def ipython(client):
     from IPython.testing.globalipapp import start_ipython
 
     shell = start_ipython()
@@ -444,8 +459,8 @@ def _cell(shell, source: str):
     return result.result
 
 
-def test_bigquery_magic_in_an_ipython_shell(ipython, public):
-    client = warehouse.client()
+def test_bigquery_magic_in_an_ipython_shell(ipython, client):
+    """bigquery-magics' own %%bigquery, pointed at the run folder's service."""
     client.create_dataset("course", exists_ok=True)
     client.load_table_from_dataframe(
         pd.DataFrame({"year": [2001, 2001, 2002, 2003], "w": [7.0, 8.0, 6.0, 9.0]}),
@@ -458,10 +473,8 @@ def test_bigquery_magic_in_an_ipython_shell(ipython, public):
     assert shown.values.tolist() == [[2001, 7.5], [2002, 6.0], [2003, 9.0]]
     assert _cell(ipython, "%%bigquery df\nSELECT COUNT(*) AS n FROM course.births") is None
     assert ipython.user_ns["df"]["n"].tolist() == [4]
-    # --params as quoted JSON, bare, and a $variable; --project
+    # --params as a dict and as a $variable; --project
     query = "SELECT COUNT(*) AS n FROM course.births WHERE year >= @year AND w > @w"
-    _cell(ipython, f'%%bigquery df --params \'{{"year": 2002, "w": 5.5}}\'\n{query}')
-    assert ipython.user_ns["df"]["n"].tolist() == [2]
     _cell(ipython, f'%%bigquery df --params {{"year": 2003, "w": 5}}\n{query}')
     assert ipython.user_ns["df"]["n"].tolist() == [1]
     ipython.user_ns["params"] = {"year": 2001, "w": 7.5}
@@ -469,7 +482,18 @@ def test_bigquery_magic_in_an_ipython_shell(ipython, public):
     assert ipython.user_ns["df"]["n"].tolist() == [2]
     ipython.user_ns["sql"] = "SELECT 42 AS answer"
     assert _cell(ipython, "%%bigquery\n$sql")["answer"].tolist() == [42]
-    with pytest.raises(exceptions.BadRequest, match="Unrecognized name: nope at"):
-        _cell(ipython, "%%bigquery\nSELECT nope FROM course.births")
-    # the magic answers from the configured warehouse: the run folder's file
-    assert config.settings().duckdb_path == client.path
+    # a table id previews its rows (list_rows), with a destination table written
+    assert len(_cell(ipython, "%%bigquery\ncourse.births")) == 4
+    _cell(ipython, "%%bigquery --destination_table course.copy\nSELECT * FROM course.births")
+    assert client.get_table("course.copy").num_rows == 4
+    # bigquery-magics reports a failed query on stderr, in BigQuery's words, and returns nothing
+    printed = io.StringIO()
+    with contextlib.redirect_stderr(printed):
+        assert _cell(ipython, "%%bigquery\nSELECT nope FROM course.births") is None
+    assert "Unrecognized name: nope at [1:8]" in printed.getvalue()
+    # the magic answers from the configured warehouse: the run folder's service
+    import bigquery_magics
+
+    options = bigquery_magics.context.bigquery_client_options
+    assert options.api_endpoint == client._connection.API_BASE_URL
+    assert config.settings().duckdb_path == client.warehouse_file

@@ -1,10 +1,13 @@
 """Deterministic generators standing in for the public data sets the course queries.
 
-:data:`PUBLIC_TABLES` is the registry the local warehouse consults: a public table id (as
-BigQuery spells it, ``bigquery-public-data.dataset.table``) maps to a zero-argument callable
-returning the table at its default size, as a pandas DataFrame or a pyarrow Table. The first
-query in a run folder that names one of these tables generates it into that run folder's
-warehouse (once); on the BigQuery backend the real public table answers and this is unused.
+:data:`PUBLIC_TABLES` maps a public table id (as BigQuery spells it,
+``bigquery-public-data.dataset.table``) to a zero-argument callable returning the table at its
+default size, as a pandas DataFrame or a pyarrow Table. The local warehouse learns of them by
+name, not by import: each is registered in ``pyproject.toml``'s ``prodml.public_tables``
+entry-point group (``tests/test_warehouse_bigquery.py`` checks the two agree), and the
+warehouse service resolves the name the first time a query names the table, generating it into
+that run folder's warehouse once. On the BigQuery backend the real public table answers and
+this is unused.
 """
 
 from __future__ import annotations

@@ -41,11 +41,11 @@ def load_once(
     from google.api_core.exceptions import NotFound
     from google.cloud import bigquery
 
-    from prodml import config
+    from prodml import config, warehouse
 
     marker = config.run_path("datasets", f"{name}.json")
     done = json.loads(marker.read_text()) if marker.is_file() else {}
-    key = f"{getattr(client, 'path', '')}|{table}"  # which warehouse file, which table
+    key = f"{warehouse.warehouse_file(client) or ''}|{table}"  # which warehouse file, which table
     if done.get(key, {}).get("spec") == spec:
         try:
             if client.get_table(table).num_rows == done[key]["num_rows"]:

@@ -300,25 +300,19 @@ def load(client=None, rows: int = 1_000_000, seed: int = 0, table: str = TABLE) 
     On real BigQuery the public table is already there: for :data:`TABLE` nothing is written and
     its id is returned; any other table is refused (synthetic rows never go to a real project).
     """
-    from google.cloud import bigquery
-
-    from prodml import config
+    from prodml import config, warehouse
 
     if isinstance(rows, bool) or not isinstance(rows, int | np.integer) or rows <= 0:
         raise ValueError(f"rows must be a positive integer, got {rows!r}")
-    real = config.settings().warehouse == "bigquery" or isinstance(client, bigquery.Client)
-    if real:
+    if client is None and config.settings().warehouse == "duckdb":
+        client = warehouse.client()
+    if client is None or not warehouse.is_local(client):  # BigQuery itself
         if table == TABLE:
             return table
         raise ValueError(
             f"refusing to write synthetic natality rows to {table!r} on real BigQuery: there, "
             f"query the public table {TABLE!r} itself (load() returns its id)"
         )
-    if client is None:
-        from prodml import warehouse
-
-        client = warehouse.client()
-
     want = {"rows": int(rows), "seed": int(seed), "version": VERSION}
     make = functools.partial(generate, int(rows), int(seed))
     return load_once(client, table, want, make, "natality", schema())

@@ -441,20 +441,16 @@ def load(
     was loaded and the row count confirms it). Refuses real BigQuery: :data:`TABLE` is the
     workbook's stand-in, not a public table there, and synthetic rows never go to a project.
     """
-    from google.cloud import bigquery
+    from prodml import config, warehouse
 
-    from prodml import config
-
-    if config.settings().warehouse == "bigquery" or isinstance(client, bigquery.Client):
+    if client is None and config.settings().warehouse == "duckdb":
+        client = warehouse.client()
+    if client is None or not warehouse.is_local(client):  # BigQuery itself
         raise ValueError(
             f"refusing to write synthetic traffic readings to real BigQuery ({table!r}): the "
             "course's San Diego sensor data is not a BigQuery public table; load the CSV "
             "yourself or use the local warehouse"
         )
-    if client is None:
-        from prodml import warehouse
-
-        client = warehouse.client()
     client.create_dataset(table.rsplit(".", 1)[0], exists_ok=True)
     want = {
         "days": int(days),

@@ -1,64 +1,63 @@
-"""The warehouse: BigQuery Standard SQL on a local DuckDB file, or BigQuery itself.
+"""The warehouse: google-cloud-bigquery's own client, on a local BigQuery service or on BigQuery.
 
-``client()`` returns, by ``prodml.config.settings().warehouse``:
+``client()`` returns a ``google.cloud.bigquery.Client`` for the configured warehouse
+(``prodml.config.settings().warehouse``):
 
-* ``"duckdb"`` (default): a :class:`LocalClient` on ``settings().duckdb_path`` (in the run
-  folder). It answers the same calls as ``google.cloud.bigquery.Client`` -- ``query(sql,
-  job_config)``, ``load_table_from_dataframe``, ``load_table_from_uri``, ``extract_table``,
-  ``get_table``, ``list_rows``, ``list_tables``, ``delete_table``, ``create_dataset``,
-  ``get_dataset``, ``delete_dataset``, ``insert_rows_json`` (streaming inserts); any other Client
-  method raises NotImplementedError -- and takes google-cloud-bigquery's own
-  config classes (``QueryJobConfig``, ``ScalarQueryParameter``, ``LoadJobConfig``,
-  ``SchemaField``...), so notebook code is the same on both backends.
-* ``"bigquery"``: the real ``google.cloud.bigquery.Client`` (Application Default Credentials).
+* ``"duckdb"`` (default): the client talks to the run folder's **local BigQuery service**, a
+  process that owns the run folder's DuckDB file (``warehouse.duckdb``) and answers BigQuery's v2
+  REST API on 127.0.0.1. The first ``client()`` of a run folder starts it; every process of the
+  folder shares it. It is the client any code would make for a BigQuery-compatible endpoint::
 
-Local table names: BigQuery's ``project.dataset.table`` is the DuckDB table
-``"project.dataset"."table"`` (one DuckDB schema per dataset, named ``<project>.<dataset>``);
-``dataset.table`` means the default project ``settings().project``. SQL is translated with
-sqlglot (see :mod:`prodml.warehouse.sql` for what is added and what is refused).
+      bigquery.Client(project=PROJECT, credentials=AnonymousCredentials(),
+                      client_options={"api_endpoint": warehouse.endpoint()})
 
-Public tables (``prodml.datasets.PUBLIC_TABLES``, e.g. ``bigquery-public-data.samples.natality``,
-also spelled ``publicdata.samples.natality``) exist in every run folder: the first reference
-generates one (deterministic, default size) into the warehouse file, once, with a one-line
-notice on stderr. They are read-only to SQL, as on BigQuery (Access Denied); load jobs may fill
-them (that is how ``natality.load`` sizes them). Many processes may use one run folder at once:
-see :mod:`prodml.warehouse.local` for how (and why not a server). ``%load_ext prodml.warehouse``
-adds the ``%%bigquery`` cell magic (:mod:`prodml.warehouse.magic`).
+  so ``query``, ``to_dataframe``, ``list_rows``, loads, extracts, streaming inserts, the DB-API
+  and ``%%bigquery`` are google-cloud-bigquery's own (see :mod:`~prodml.warehouse.bqclient` for
+  the two details that differ).
+* ``"bigquery"``: ``bigquery.Client(project=...)`` with Application Default Credentials; no
+  service is started.
 
-Known differences from BigQuery, locally: ``CAST(float AS STRING)`` writes whole numbers below
-1e15 without a fraction, like BigQuery, and other values with DuckDB's shortest round-trip form
-(BigQuery documents its own as "approximate"); ``CAST(timestamp AS STRING)`` has no ``+00``
-suffix; ``APPROX_QUANTILES`` is exact (``quantile_disc``); ``FARM_FINGERPRINT`` takes STRING
-(not BYTES); ``MOD(x, 0)`` is NULL instead of an error; the first table of a dataset outside the
-default project (other than the public one) creates its dataset.
+What the local service adds to DuckDB: BigQuery Standard SQL translated by sqlglot plus named
+rewrite passes (:mod:`~prodml.warehouse.sql`), ``FARM_FINGERPRINT`` bit-exact, BigQuery DDL,
+``INFORMATION_SCHEMA``, BigQuery's errors, public tables generated on first reference and
+read-only (:mod:`~prodml.warehouse.public`), and refusals of SQL that would not run on BigQuery.
+Known differences: ``CAST(float AS STRING)`` writes whole numbers below 1e15 without a fraction,
+like BigQuery, and other values with DuckDB's shortest round-trip form; ``CAST(timestamp AS
+STRING)`` has no ``+00`` suffix; ``APPROX_QUANTILES`` is exact; ``FARM_FINGERPRINT`` takes STRING
+(not BYTES); ``MOD(x, 0)`` is NULL instead of an error; jobs run to the end when submitted; the
+first table of a dataset outside the default project creates its dataset.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from prodml import config
-from prodml.warehouse.local import (
-    ExtractJob,
-    LoadJob,
-    LocalClient,
-    QueryJob,
-    RowIterator,
-    TableNotFound,
-)
-from prodml.warehouse.sql import UnsupportedSQL, fingerprint, translate
+from prodml.warehouse import service
+from prodml.warehouse.functions import fingerprint
+
+__all__ = [
+    "client",
+    "endpoint",
+    "stop",
+    "is_local",
+    "warehouse_file",
+    "fingerprint",
+    "load_ipython_extension",
+]
 
 
-def load_ipython_extension(ipython) -> None:
-    """``%load_ext prodml.warehouse``: the ``%%bigquery`` cell magic (:mod:`.magic`)."""
-    from prodml.warehouse import magic
-
-    magic.load_ipython_extension(ipython)
+def endpoint(run_dir: str | Path | None = None) -> str:
+    """The URL of the run folder's local BigQuery service, started if none answers."""
+    return service.ensure(run_dir)
 
 
-def client(project: str | None = None):
-    """A BigQuery client for the configured warehouse (``settings().warehouse``).
+def client(project: str | None = None, *, run_dir: str | Path | None = None):
+    """A ``google.cloud.bigquery.Client`` for the configured warehouse.
 
     ``project`` overrides ``settings().project`` (the default project of ``dataset.table``
-    names locally; the billing project on BigQuery).
+    names; on BigQuery the billing project). ``run_dir`` picks another run folder's local
+    warehouse (default: the configured run folder).
     """
     settings = config.settings()
     project = project or settings.project
@@ -66,18 +65,34 @@ def client(project: str | None = None):
         from google.cloud import bigquery
 
         return bigquery.Client(project=project, location=settings.location)
-    return LocalClient(settings.duckdb_path, project=project, location=settings.location)
+    from prodml.warehouse.bqclient import Client
+
+    folder = Path(run_dir).resolve() if run_dir is not None else settings.run_dir
+    return Client(project, settings.location, folder, service.url(folder))
 
 
-__all__ = [
-    "client",
-    "LocalClient",
-    "QueryJob",
-    "LoadJob",
-    "ExtractJob",
-    "RowIterator",
-    "TableNotFound",
-    "UnsupportedSQL",
-    "fingerprint",
-    "translate",
-]
+def stop(run_dir: str | Path | None = None) -> bool:
+    """Stop the run folder's local service (it also stops when idle); True if one ran."""
+    return service.stop(run_dir)
+
+
+def warehouse_file(client_) -> Path | None:
+    """The DuckDB file a workbook client's warehouse lives in (None for other clients)."""
+    return getattr(client_, "warehouse_file", None)
+
+
+def is_local(client_) -> bool:
+    """Whether ``client_`` talks to a local BigQuery service (a workbook client, or any client
+    whose endpoint is on this machine's loopback)."""
+    if warehouse_file(client_) is not None:
+        return True
+    base = getattr(getattr(client_, "_connection", None), "API_BASE_URL", "") or ""
+    return base.startswith(("http://127.0.0.1", "http://localhost", "http://[::1]"))
+
+
+def load_ipython_extension(ipython) -> None:
+    """``%load_ext prodml.warehouse``: bigquery-magics' ``%%bigquery``, pointed at the configured
+    warehouse (:mod:`~prodml.warehouse.magics`)."""
+    from prodml.warehouse import magics
+
+    magics.load_ipython_extension(ipython)

@@ -28,8 +28,6 @@ NOT_YET_SHORT: frozenset[str] = frozenset(
     {
         "notebooks/01_architecting_production_ml_systems.ipynb",
         "notebooks/05_hybrid_ml_systems.ipynb",
-        "solutions/babyweight_serving/01_babyweight_serving.ipynb",
-        "solutions/training_serving_skew/03_training_serving_skew.ipynb",
     }
 )
 
