@@ -28,7 +28,6 @@ NOT_YET_SHORT: frozenset[str] = frozenset(
     {
         "notebooks/01_architecting_production_ml_systems.ipynb",
         "notebooks/05_hybrid_ml_systems.ipynb",
-        "solutions/traffic_prediction/01_traffic_prediction.ipynb",
     }
 )
 
