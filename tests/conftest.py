@@ -33,6 +33,7 @@ MARKS: dict[str, tuple[str, ...]] = {
     "test_serving_babyweight.py": ("server", "slow"),
     "test_serving_versions.py": ("server",),
     "test_traffic.py": ("slow",),  # Beam pipelines
+    "test_traffic_lab_answers.py": ("server", "slow"),  # the lab run once, its checks re-run
     "test_warehouse_bigquery.py": ("slow",),  # generates the public table
     "test_warehouse_concurrency.py": ("slow",),  # processes
     "test_workbook_grade.py": ("kernel",),
