@@ -23,6 +23,7 @@ MARKS: dict[str, tuple[str, ...]] = {
     "test_frontend.py": ("browser", "server"),
     "test_lab_wrong_answers.py": ("browser", "server", "slow"),  # a service, Chromium, Beam
     "test_labs.py": ("kernel", "slow"),
+    "test_module05.py": ("slow",),  # notebook 05's pipeline steps and QAT (TensorFlow, Beam)
     "test_orchestration.py": ("slow",),  # Airflow
     "test_pipelines.py": ("server", "slow"),
     "test_quiet_run.py": ("kernel",),
