@@ -14,18 +14,21 @@ scikit-learn (:mod:`.train`). What runs:
   ``ML.STANDARD_SCALER`` and ``ML.MIN_MAX_SCALER`` in a query or a ``TRANSFORM`` (:mod:`.preprocess`):
   a ``TRANSFORM`` is fitted once and applied, frozen, at training, ML.EVALUATE and ML.PREDICT.
 
-The seam. The warehouse provides an :class:`MLContext` per job and calls, for each statement of
-the job's script (parsed with :func:`parse`, which knows the table functions sqlglot's BigQuery
-dialect lacks):
+The seam (``prodml.warehouse.engine.ML_ENGINE`` names this package). The warehouse service
+imports it when a script first uses BigQuery ML, parses such a script with :func:`parse` (which
+knows the table functions sqlglot's BigQuery dialect lacks) and, for each statement, hands over
+an :class:`MLContext`:
 
-* :func:`is_model_statement` -> :func:`execute_model_statement` (``CREATE``/``DROP MODEL``; no
-  rows);
+* :func:`is_model_statement` -> :func:`execute_model_statement` (``CREATE``/``DROP MODEL``,
+  inside the warehouse's write turn; no rows);
 * :func:`has_ml_functions` -> :func:`materialize_ml_functions`, then runs the statement it
-  returns as ordinary BigQuery SQL: each table function's answer is in a temporary table on
-  ``ctx.con`` (named ``_ml_<hex>``, referenced unqualified), gone with that connection;
-* the REST ``models`` resources: :func:`list_models`, :func:`get_model`, :func:`delete_model`.
+  returns as ordinary BigQuery SQL: each table function's answer is registered on the
+  warehouse's cursor for that statement (``ctx.relation``, a bare name starting ``__ml_``);
+* the REST ``models`` resources: :func:`list_models`, :func:`get_model`, :func:`delete_model`,
+  :func:`patch_model` (and the warehouse deletes a dataset's models with the dataset).
 
-Errors are google-api-core's (:mod:`.errors`): ``BadRequest`` for a statement BigQuery or this
+Errors are the warehouse's (:mod:`.errors`), which the service answers as BigQuery does and
+the real client raises as google-api-core's: ``BadRequest`` for a statement BigQuery or this
 engine refuses (the message names the option, column or function), ``NotFound`` ("Not found:
 Model p:d.m"), ``Conflict`` ("Already Exists: Model p:d.m"). The warehouse serialises writes to
 its file; the catalog also takes a lock, so models created at once from threads all land.
@@ -47,14 +50,18 @@ from prodml.warehouse.ml.parse import ModelName, has_ml_functions, is_model_stat
 
 
 class MLContext(Protocol):
-    """What the engine needs of the warehouse, for one job."""
+    """What the engine needs of the warehouse, for one statement
+    (``prodml.warehouse.engine.MLContext``)."""
 
-    con: duckdb.DuckDBPyConnection  # the warehouse's connection (the models catalog is there)
+    con: duckdb.DuckDBPyConnection  # the warehouse's cursor (the models catalog is there)
     project: str  # the job's default project
     dataset: str | None  # the job's default dataset, if any
 
     def query(self, select: exp.Expression) -> pa.Table:
         """Run a BigQuery SELECT through the warehouse's own translation; its rows."""
+
+    def relation(self, table: pa.Table) -> str:
+        """Register rows for the rest of the statement; the bare name to reference them by."""
 
 
 def execute_model_statement(statement: exp.Expression, ctx: MLContext) -> pa.Table | None:
@@ -69,9 +76,9 @@ def execute_model_statement(statement: exp.Expression, ctx: MLContext) -> pa.Tab
 
 
 def materialize_ml_functions(statement: exp.Expression, ctx: MLContext) -> exp.Expression:
-    """The statement with each ML table function computed into a temporary table on
-    ``ctx.con`` and replaced by a reference to it, and each ML preprocessing function written
-    as plain SQL: what is left is ordinary BigQuery SQL."""
+    """The statement with each ML table function computed into a relation registered for the
+    statement (``ctx.relation``) and replaced by a reference to it, and each ML preprocessing
+    function written as plain SQL: what is left is ordinary BigQuery SQL."""
     return materialize(statement, ctx)
 
 

@@ -12,12 +12,11 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from google.api_core import exceptions
 from sqlglot import exp
 
 from prodml.warehouse.ml import catalog, train
 from prodml.warehouse.ml import features as feats
-from prodml.warehouse.ml.errors import InvalidQuery, ModelExists
+from prodml.warehouse.ml.errors import DatasetNotFound, InvalidQuery, ModelExists
 from prodml.warehouse.ml.functions import find_column, materialize, transformed_input
 from prodml.warehouse.ml.model import Model
 from prodml.warehouse.ml.options import TrainingOptions, training_options
@@ -173,7 +172,7 @@ def create_model(statement: exp.Create, ctx) -> None:
             f"CREATE MODEL {name} needs AS query_statement to train a {options.model_type} model"
         )
     if not catalog.dataset_exists(ctx.con, name.project, name.dataset):
-        raise exceptions.NotFound(f"Not found: Dataset {name.project}:{name.dataset}")
+        raise DatasetNotFound(f"Not found: Dataset {name.project}:{name.dataset}")
     replace = bool(statement.args.get("replace"))
     if not replace and catalog.exists(ctx.con, name):
         if statement.args.get("exists"):
