@@ -679,3 +679,45 @@ def test_model_registry_lab_statement(client):
     run(client, "DROP MODEL `local-project.babyweight.penguins-lrab12cd34`")
     with pytest.raises(Exception, match="Not found: Model"):
         run(client, sql_ml_predict)
+
+
+# -- the other ways a notebook sends them: query_and_wait, %%bigquery ---------------------------
+
+
+def test_3a_through_query_and_wait(client):
+    """``query_and_wait`` (one jobs.query request) runs the same statements."""
+    assert list(client.query_and_wait(BASELINE.replace("baseline_model", "baseline_qw"))) == []
+    evaluate = EVALUATE_BASELINE.replace("baseline_model", "baseline_qw")
+    by_wait = client.query_and_wait(evaluate).to_dataframe().iloc[0]
+    by_query = frame(client, evaluate).iloc[0]
+    pd.testing.assert_series_equal(by_wait, by_query, check_names=False, rtol=1e-12)
+    assert 0.05 < by_wait.r2_score < 0.9
+
+
+def test_3a_through_the_bigquery_cell_magic(client, monkeypatch):
+    """bigquery-magics' own ``%%bigquery`` (``%load_ext prodml.warehouse``) on the run folder's
+    service: CREATE MODEL, then ML.EVALUATE into a DataFrame."""
+    from IPython.testing.globalipapp import start_ipython
+    from prodml import config
+
+    evaluate = EVALUATE_BASELINE.replace("baseline_model", "baseline_magic")
+    monkeypatch.setenv("PRODML_RUN_DIR", str(client.warehouse_file.parent))
+    config.reset()
+    shell = start_ipython()
+    shell.run_line_magic("load_ext", "prodml.warehouse")
+    try:
+        for cell in (
+            f"%%bigquery\n{BASELINE.replace('baseline_model', 'baseline_magic')}",
+            f"%%bigquery metrics\n{evaluate}",
+        ):
+            result = shell.run_cell(cell)
+            assert result.success, result.error_in_exec or result.error_before_exec
+        metrics = shell.user_ns.pop("metrics")
+    finally:
+        config.reset()
+    assert "baseline_magic" in [m.model_id for m in client.list_models("babyweight")]
+    want = frame(client, evaluate).iloc[0]
+    assert metrics.iloc[0]["mean_squared_error"] == pytest.approx(
+        want.mean_squared_error, rel=1e-12
+    )
+    assert 1.0 < want.mean_squared_error < 2.5

@@ -133,7 +133,9 @@ def test_release_refuses_a_stale_repository(tmp_path, capsys):
     _git("remote", "set-url", "origin", "git@github.com:elsewhere/workbook.git", cwd=project)
     assert release.main(check) == 1
     out = capsys.readouterr().out
-    assert "stale:   solutions/tinylab/01_tinylab.ipynb (Colab badge, setup cell or TODO list)" in out
+    assert (
+        "stale:   solutions/tinylab/01_tinylab.ipynb (Colab badge, setup cell or TODO list)" in out
+    )
     assert "stale:   tinylab/01_tinylab.ipynb" in out  # the lab copy too
     assert release.main(args) == 0 and release.main(check) == 0
     nb = notebooks.read(labs / "tinylab" / "01_tinylab.ipynb")

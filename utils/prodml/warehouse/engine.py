@@ -64,7 +64,8 @@ class MLContext:
     def query(self, select) -> pa.Table:
         """Run a BigQuery SELECT (a sqlglot expression or text) and return its rows."""
         text = select if isinstance(select, str) else select.sql(dialect="bigquery")
-        return self.warehouse.run(text, self.project, self.dataset, cursor=self.con).table
+        run = self.warehouse.run(text, self.project, self.dataset, cursor=self.con, arrow=True)
+        return run.table
 
     def relation(self, table: pa.Table) -> str:
         """Register ``table`` on :attr:`con` for the rest of this statement; its name, a bare
@@ -163,8 +164,10 @@ class Warehouse:
     # -- queries ---------------------------------------------------------------------------------
 
     def run(self, text: str, project: str, dataset: str | None = None,
-            params: QueryParameters | None = None, cursor=None) -> QueryResult:  # fmt: skip
-        """Run a BigQuery script; the result of its last statement."""
+            params: QueryParameters | None = None, cursor=None,
+            arrow: bool = False) -> QueryResult:  # fmt: skip
+        """Run a BigQuery script; the result of its last statement (``arrow``: rows as an Arrow
+        table with DuckDB's types, however few)."""
         statements = sql.translate(text, project, dataset, self.ml_engine())
         for st in statements:
             for name in st.writes:
@@ -178,7 +181,7 @@ class Warehouse:
             cur = cursor or self.cursor()
             result = QueryResult(None, "SCRIPT")
             for st in statements:
-                result = self._statement(cur, st, params, project, dataset)
+                result = self._statement(cur, st, params, project, dataset, arrow)
         if len(statements) > 1:
             result.statement_type = "SCRIPT"
         return result
@@ -191,9 +194,9 @@ class Warehouse:
                     names += self.public.tables_of(view.project, view.dataset)
         return names
 
-    def _statement(self, cur, st: sql.Statement, params, project, dataset) -> QueryResult:
+    def _statement(self, cur, st: sql.Statement, params, project, dataset, arrow=False):
         if not st.is_ml:
-            return self._sql_statement(cur, st, params, project, dataset)
+            return self._sql_statement(cur, st, params, project, dataset, arrow)
         ml, ctx = self.ml_engine(), MLContext(cur, project, dataset, self)
         try:
             tree = st.tree.copy()
@@ -202,11 +205,11 @@ class Warehouse:
                 return QueryResult(table, st.statement_type)
             tree = ml.materialize_ml_functions(tree, ctx)
             st = sql.translate_tree(tree, st.bigquery, sql.Context(project, dataset))
-            return self._sql_statement(cur, st, params, project, dataset)
+            return self._sql_statement(cur, st, params, project, dataset, arrow)
         finally:
             ctx.release()
 
-    def _sql_statement(self, cur, st: sql.Statement, params, project, dataset) -> QueryResult:
+    def _sql_statement(self, cur, st: sql.Statement, params, project, dataset, arrow=False):
         dropped = self._dropped_dataset(cur, st)
         for name in st.creates:
             self.ensure_dataset(cur, name, project)
@@ -216,7 +219,7 @@ class Warehouse:
         try:
             cur.execute(st.duckdb, values)
             if st.is_query:
-                return QueryResult(fetch(cur), "SELECT")
+                return QueryResult(fetch(cur, small=not arrow), "SELECT")
             rows = cur.fetchall()
         except duckdb.Error as err:
             raise duckdb_error(err, st, self.location) from None

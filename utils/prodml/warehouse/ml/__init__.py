@@ -42,10 +42,11 @@ import duckdb
 import pyarrow as pa
 from sqlglot import exp
 
+# Importing this package is cheap (the service imports it for the first script that uses BigQuery
+# ML, and for the models resources): scikit-learn and SciPy, seconds to import, come with the
+# modules that train and score (create, functions), imported by the calls that need them.
 from prodml.warehouse.ml import catalog
-from prodml.warehouse.ml.create import create_model, drop_model
 from prodml.warehouse.ml.errors import InvalidQuery, ModelExists, ModelNotFound
-from prodml.warehouse.ml.functions import materialize
 from prodml.warehouse.ml.parse import ModelName, has_ml_functions, is_model_statement, parse
 
 
@@ -68,6 +69,8 @@ def execute_model_statement(statement: exp.Expression, ctx: MLContext) -> pa.Tab
     """Run ``CREATE MODEL`` (train and store) or ``DROP MODEL``; BigQuery answers no rows."""
     if not is_model_statement(statement):
         raise InvalidQuery(f"Not a model statement: {statement.sql('bigquery')[:80]}")
+    from prodml.warehouse.ml.create import create_model, drop_model
+
     if isinstance(statement, exp.Create):
         create_model(statement, ctx)
     else:
@@ -79,6 +82,8 @@ def materialize_ml_functions(statement: exp.Expression, ctx: MLContext) -> exp.E
     """The statement with each ML table function computed into a relation registered for the
     statement (``ctx.relation``) and replaced by a reference to it, and each ML preprocessing
     function written as plain SQL: what is left is ordinary BigQuery SQL."""
+    from prodml.warehouse.ml.functions import materialize
+
     return materialize(statement, ctx)
 
 
@@ -100,6 +105,16 @@ def delete_model(con: duckdb.DuckDBPyConnection, project: str, dataset: str, mod
     catalog.delete(con, ModelName(project, dataset, model_id))
 
 
+def patch_model(
+    con: duckdb.DuckDBPyConnection, project: str, dataset: str, model_id: str, body: dict
+) -> dict:
+    """``models.patch``: change a model's description, friendlyName or labels; the resource."""
+    model = catalog.load(con, ModelName(project, dataset, model_id))
+    model.patch(body)
+    catalog.update(con, model)
+    return model.resource()
+
+
 __all__ = [
     "InvalidQuery",
     "MLContext",
@@ -113,4 +128,5 @@ __all__ = [
     "list_models",
     "materialize_ml_functions",
     "parse",
+    "patch_model",
 ]
