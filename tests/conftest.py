@@ -21,12 +21,14 @@ MARKS: dict[str, tuple[str, ...]] = {
     "test_colab.py": ("slow",),  # virtual environments, pip
     "test_dependencies.py": ("slow",),  # uv resolves for Python 3.12 and 3.13
     "test_frontend.py": ("browser", "server"),
+    "test_lab_wrong_answers.py": ("browser", "server", "slow"),  # a service, Chromium, Beam
     "test_labs.py": ("kernel", "slow"),
     "test_orchestration.py": ("slow",),  # Airflow
     "test_pipelines.py": ("server", "slow"),
     "test_quiet_run.py": ("kernel",),
     "test_savedmodel.py": ("slow",),  # exports a SavedModel
     "test_serving.py": ("server",),
+    "test_serving_access_log.py": ("server",),
     "test_serving_babyweight.py": ("server", "slow"),
     "test_serving_versions.py": ("server",),
     "test_traffic.py": ("slow",),  # Beam pipelines

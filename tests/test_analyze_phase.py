@@ -38,7 +38,7 @@ def transform(training, tmp_path_factory):
     }
     model = keras.Model(x, outputs)
 
-    @tf.function(input_signature=babyweight_model.SERVING_SIGNATURE)
+    @tf.function(input_signature=[tf.TensorSpec([None], t.dtype, name=n) for n, t in x.items()])
     def serve(is_male, mother_age, plurality, gestation_weeks):
         raw = {"is_male": is_male, "mother_age": mother_age, "plurality": plurality}
         return model({**raw, "gestation_weeks": gestation_weeks})

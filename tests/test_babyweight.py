@@ -183,7 +183,7 @@ def test_split_in_sql(run_dir):
 # --- the model ------------------------------------------------------------------------------
 
 
-def test_model_preprocessing_maps_unknown_strings_to_oov():
+def test_model_preprocessing_maps_unknown_strings_to_oov(tmp_path):
     import tensorflow as tf
     from prodml.babyweight import model as bm
 
@@ -200,7 +200,8 @@ def test_model_preprocessing_maps_unknown_strings_to_oov():
     ]
     ages = model.get_layer("age_buckets")(tf.constant([10.0, 15.0, 26.0, 60.0])).numpy().tolist()
     assert ages == [0, 1, 12, 30]
-    serve = bm.serving_fn(model)
+    bm.save(model, tmp_path / "1")  # the exported signature, as a server calls it
+    serve = tf.saved_model.load(str(tmp_path / "1")).signatures["serving_default"]
     out = serve(
         is_male=tf.constant(["True", "bogus"]),
         mother_age=tf.constant([26.0, 26.0]),
@@ -209,6 +210,34 @@ def test_model_preprocessing_maps_unknown_strings_to_oov():
     )["weight"]
     assert out.shape == (2, 1) and np.isfinite(out.numpy()).all()
     assert model.output_names == ["weight"]
+
+
+def test_save_adds_extra_signatures_and_keeps_the_trainers(tmp_path):
+    import tensorflow as tf
+    from prodml.babyweight import model as bm
+
+    model = bm.build(seed=3)
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.float32, name="x")])
+    def double(x):
+        return {"y": 2.0 * x}
+
+    path = bm.save(model, tmp_path / "1", extra_signatures={"double": double})
+    loaded = tf.saved_model.load(path)
+    assert set(loaded.signatures) == {"serving_default", "keyed", "double"}
+    assert loaded.signatures["double"](x=tf.constant([1.5, -2.0]))["y"].numpy().tolist() == [
+        3.0,
+        -4.0,
+    ]
+    keyed = loaded.signatures["keyed"](
+        is_male=tf.constant(["True"]), mother_age=tf.constant([26.0]),
+        plurality=tf.constant(["Single(1)"]), gestation_weeks=tf.constant([39.0]),
+        key=tf.constant(["r1"]),
+    )  # fmt: skip
+    assert keyed["key"].numpy().tolist() == [b"r1"] and keyed["weight"].shape == (1, 1)
+    with pytest.raises(ValueError, match="serving_default"):
+        bm.save(model, tmp_path / "2", extra_signatures={"serving_default": double})
+    assert not (tmp_path / "2").exists()
 
 
 def test_model_is_deterministic_with_a_seed():

@@ -11,7 +11,8 @@ babies. The model takes ``is_male`` as "True" / "False" / "Unknown", ``plurality
 :func:`reimplemented_features` is how the serving team first wrote it: a fresh copy of the
 training code's mapping, tested by eye on a few requests. It is kept here, unused by
 :func:`features`, so the lab can measure what it does to predictions. :func:`features` is what
-the serving path must use.
+the serving path uses: the online path of the lab's section 6 and the Beam pipeline of its
+section 7 (``build_pipeline(parse=features)``) alike.
 """
 
 from __future__ import annotations
@@ -59,11 +60,15 @@ def reimplemented_features(message: str | bytes | Mapping) -> dict:
 
 
 def features(message: str | bytes | Mapping) -> dict:
-    """The serving path's preprocessing: the request -> the model's inputs (with its ``key``),
-    through the ONE feature mapping the model was trained with."""
+    """The serving path's preprocessing: one request -> the model's four inputs and the
+    request's ``key``; a request the model cannot use raises ``ValueError`` saying why."""
     record = parse(message)
-    # TODO 1: the shared transform: the model's inputs for `record`, made by the very function
-    # the trainer used, not a copy of it.
-    # Input: `record`, a parsed request. Output: a dict of the four features and the request's
-    # "key". Graded by: test-fixed
-    raise NotImplementedError("TODO 1: the shared transform: the model's inputs for `record`, made by the very function the trainer used, not a copy of it")
+    # TODO 2: the shared transform: the model's inputs for one request, made so that serving
+    # can never drift from training.
+    # Input: `record`, a parsed request (a dict). Output: a dict of the four features and the
+    # request's "key"; a ValueError naming the problem for a request the model cannot use.
+    # Equal to the inputs training made from the same record, today and after the trainer's
+    # team changes its mapping (the check renames the plurality values). Sections 1 and 6 of
+    # the notebook.
+    # Graded by: test-fixed, test-pipeline
+    raise NotImplementedError("TODO 2: the shared transform: the model's inputs for one request, made so that serving can never drift from training")

@@ -1,19 +1,21 @@
 """The babyweight front-end: a form in, a call to the online prediction service, a weight out.
 
-The same Flask app the course deploys to App Engine. It calls the model through the Google API
-client for the ML Engine API (``ml v1``), exactly as the course's code does; only the endpoint
-changes:
+The Flask app the course deploys to App Engine. It calls the deployed model with the Google API
+client, through whichever prediction API its configuration names; only the endpoint changes
+between this machine and Google Cloud:
 
-* ``PREDICTION_ENDPOINT=http://127.0.0.1:8501`` (the workbook's ``prodml serve``) is called
-  without credentials;
-* ``PREDICTION_ENDPOINT=https://ml.googleapis.com`` (the default) is called with Application
-  Default Credentials. ML Engine was shut down on 2025-01-31: on Google Cloud today, set
-  ``VERTEX_ENDPOINT`` (an endpoint id) and the app calls Vertex AI (``aiplatform v1``) instead.
+* ``PREDICTION_ENDPOINT=http://127.0.0.1:8501`` (the workbook's ``prodml serve``);
+* ``PREDICTION_ENDPOINT=https://ml.googleapis.com`` (the default): ML Engine, the ``ml v1`` API,
+  shut down on 2025-01-31. On Google Cloud today set ``VERTEX_ENDPOINT`` (an endpoint id) and
+  the app calls Vertex AI (``aiplatform v1``) at ``https://REGION-aiplatform.googleapis.com``.
 
-Other settings: ``GOOGLE_CLOUD_PROJECT``, ``GOOGLE_CLOUD_REGION`` (Vertex AI only), ``MODEL_NAME``
-(default ``babyweight``) and ``MODEL_VERSION`` (default: the model's default version).
+Which model: ``GOOGLE_CLOUD_PROJECT`` (the project), ``MODEL_NAME`` (default ``babyweight``),
+``MODEL_VERSION`` (a version to pin the page to; default: the model's default version, which
+follows the model's traffic split) and, for Vertex AI, ``GOOGLE_CLOUD_REGION``.
 
-Run it with ``python main.py --port 8080`` or ``flask --app main run``; it binds 127.0.0.1.
+The lab's notebook calls :func:`credentials_for`, :func:`build_api`, :func:`model_name` and
+:func:`predict` itself before it starts the app. Run the app with ``python main.py --port 8080``
+or ``flask --app main run``; it binds 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -33,9 +35,12 @@ from googleapiclient.errors import HttpError
 GENDERS = {"male": "True", "female": "False", "unknown": "Unknown"}
 PLURALITIES = {1: "Single(1)", 2: "Twins(2)", 3: "Triplets(3)"}
 FIELDS = ("baby_gender", "mother_age", "plurality", "gestation_weeks")
-RANGES = {"mother_age": (10, 60), "gestation_weeks": (17, 47)}  # what the natality data holds
+#: what the natality data holds; the model never saw values outside these
+RANGES = {"mother_age": (10, 60), "gestation_weeks": (17, 47)}
 ML_ENGINE = "https://ml.googleapis.com"
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
+CLOUD_SCOPES = ["https://www.googleapis.com/auth/cloud-platform"]
+APIS = ("ml", "aiplatform")  # ML Engine, Vertex AI
 logger = logging.getLogger("babyweight.frontend")
 
 
@@ -44,35 +49,88 @@ class BadInput(ValueError):
 
 
 def credentials_for(endpoint: str):
-    """No credentials for a service on this machine, Application Default Credentials otherwise."""
-    if urlparse(endpoint).hostname in LOCAL_HOSTS:
-        return AnonymousCredentials()
-    credentials, _ = google.auth.default(scopes=["https://www.googleapis.com/auth/cloud-platform"])
-    return credentials
+    """The credentials to present to the prediction service at ``endpoint``: a
+    ``google.auth.credentials.Credentials`` object (never a tuple)."""
+    # TODO 2: the identity the app presents to the prediction service at `endpoint`.
+    # Input: the service's URL. Output: a credentials object (not a tuple).
+    # A service on this machine (LOCAL_HOSTS) checks no identity. Google's APIs refuse
+    # anonymous calls: there the app presents the identity its environment provides (App
+    # Engine's service account, or a laptop signed in with gcloud), allowed to use Cloud
+    # services (CLOUD_SCOPES). The notebook's section 6 explains ADC. Checked for a local URL
+    # and, under a stand-in service account, for Google's. Graded by: test-credentials
+    raise NotImplementedError("TODO 2: the identity the app presents to the prediction service at `endpoint`")
 
 
-def build_api(endpoint: str, credentials):
-    """The Google API client for ML Engine (``ml v1``), pointed at ``endpoint``."""
-    # TODO 7: the Google API client for ML Engine (as in the notebook's section 6), calling
-    # `endpoint` with `credentials`. Output: `api`. Graded by: test-frontend
-    raise NotImplementedError("TODO 7: the Google API client for ML Engine (as in the notebook's section 6), calling `endpoint` with `credentials`")
-    return api
+def build_api(api: str, endpoint: str, credentials):
+    """A Google API client for the prediction API ``api`` (one of :data:`APIS`, version v1)
+    whose requests go to ``endpoint``, presenting ``credentials``."""
+    if api not in APIS:
+        raise ValueError(f"api must be one of {APIS}, got {api!r}")
+    # TODO 3: the API client through which the app talks to the prediction service.
+    # Inputs: `api`, `endpoint`, `credentials`. Output: the client.
+    # The same code must reach Google's service or the stand-in on this machine by `endpoint`
+    # alone, for either API, and never send a request to Google when `endpoint` is local
+    # (section 6 of the notebook). Checked on the requests the local service logs.
+    # Graded by: test-api-client
+    raise NotImplementedError("TODO 3: the API client through which the app talks to the prediction service")
+
+
+def model_name(project: str, model: str, version: str | None = None) -> str:
+    """ML Engine's resource name for ``model`` of ``project``, or for one ``version`` of it."""
+    # TODO 4: the resource name of what the app asks for: a model, or one version of it.
+    # Inputs: the project, the model and optionally a version. Output: the name (a str).
+    # Name it as ML Engine names its resources. With `version` the page is pinned to that
+    # version (while a canary runs, say); without one the service answers with the model's
+    # default version, which follows the traffic split (sections 6 to 8 of the notebook).
+    # Checked on the paths the service logs. Graded by: test-api-client, test-frontend
+    raise NotImplementedError("TODO 4: the resource name of what the app asks for: a model, or one version of it")
+
+
+def predict(api, name: str, instances: list[dict]) -> dict:
+    """The prediction service's answer (a dict, as the API gives it) for ``instances`` from
+    ``name``: an ML Engine model or version, or a Vertex AI endpoint
+    (``projects/P/locations/L/endpoints/E``)."""
+    # TODO 5: the prediction call, on either API, riding out transient failures.
+    # Inputs: a client from build_api, the resource name, a list of instances (dicts).
+    # Output: the service's answer, a dict with "predictions".
+    # `name` says which API it belongs to (an ML Engine model or version, or a Vertex AI
+    # endpoint). App Engine keeps the client for hours, so a request may meet a connection the
+    # service has dropped, or a 503 while it scales: a transient failure must be retried (up
+    # to twice), not shown to the parent as an error (section 6 of the notebook).
+    # Graded by: test-api-client, test-retries
+    raise NotImplementedError("TODO 5: the prediction call, on either API, riding out transient failures")
+
+
+def weight_of(prediction: dict) -> float:
+    """The first instance's weight in pounds from a prediction answer.
+
+    ``{"predictions": [{"weight": [6.43]}]}``: one list of one value per instance (the course
+    model's output shape ``[None, 1]``); a bare number is read too, as older exports answered."""
+    if "error" in prediction:  # ML Engine reports a failed prediction this way
+        raise RuntimeError(prediction["error"])
+    weight = prediction["predictions"][0]
+    weight = weight["weight"] if isinstance(weight, dict) else weight
+    return float(weight[0] if isinstance(weight, list) else weight)
+
+
+def _number(data, name: str) -> float:
+    text = str(data[name]).strip()
+    try:
+        value = float(text)
+    except ValueError:
+        raise BadInput(f"{name} must be a number, got {text!r}") from None
+    low, high = RANGES[name]
+    if not low <= value <= high:
+        raise BadInput(f"{name} must be between {low:g} and {high:g}, got {value:g}")
+    return value
 
 
 def features_from(data) -> dict:
-    """The model's instance from the form's fields; BadInput names any field that is wrong."""
+    """The model's instance from the form's fields (text); BadInput names any field that is
+    wrong."""
     missing = [name for name in FIELDS if not str(data.get(name, "")).strip()]
     if missing:
         raise BadInput(f"missing form field(s): {', '.join(missing)}")
-
-    for name, (low, high) in RANGES.items():
-        text = str(data[name]).strip()
-        try:
-            value = float(text)
-        except ValueError:
-            raise BadInput(f"{name} must be a number, got {text!r}") from None
-        if not low <= value <= high:
-            raise BadInput(f"{name} must be between {low:g} and {high:g}, got {value:g}")
     gender = str(data["baby_gender"]).strip().lower()
     if gender not in GENDERS:
         raise BadInput(f"baby_gender must be one of {', '.join(GENDERS)}, got {gender!r}")
@@ -83,13 +141,17 @@ def features_from(data) -> dict:
 
     features = {
         "is_male": GENDERS[gender],
-        "mother_age": float(data["mother_age"]),
+        "mother_age": _number(data, "mother_age"),
         "plurality": PLURALITIES[plurality],
     }
-    # TODO 10: the model's gestation_weeks feature from the form's field of that name.
-    # Input: `data` (text values). Output: features["gestation_weeks"], a number.
-    # Graded by: test-frontend
-    raise NotImplementedError("TODO 10: the model's gestation_weeks feature from the form's field of that name")
+    # TODO 6: the model's gestation_weeks from the form's text, as natality records it.
+    # Input: `data` (text values). Output: the "gestation_weeks" entry of `features`, a float.
+    # Parents and midwives write it as whole weeks ("39") or in the clinical weeks+days
+    # notation ("38+4": 38 weeks and 4 days). The model learnt from natality, which records
+    # gestation in completed weeks: give the model the value natality would have recorded.
+    # Anything else, or a value outside RANGES, is a BadInput naming gestation_weeks (section 8
+    # of the notebook). Graded by: test-frontend
+    raise NotImplementedError("TODO 6: the model's gestation_weeks from the form's text, as natality records it")
     if gender == "unknown" and plurality > 1:
         features["plurality"] = "Multiple(2+)"
     return features
@@ -98,7 +160,7 @@ def features_from(data) -> dict:
 def create_app(
     endpoint: str | None = None,
     project: str | None = None,
-    model_name: str | None = None,
+    model: str | None = None,
 ) -> Flask:
     """The front-end, calling the prediction service at ``endpoint`` (see the module's docs)."""
     env = os.environ.get
@@ -107,48 +169,25 @@ def create_app(
     default = f"https://{region}-aiplatform.googleapis.com" if vertex_endpoint else ML_ENGINE
     endpoint = endpoint or env("PREDICTION_ENDPOINT") or default
     project = project or env("GOOGLE_CLOUD_PROJECT") or "local-project"
-    model_name = model_name or env("MODEL_NAME") or "babyweight"
-    version = env("MODEL_VERSION")
+    model = model or env("MODEL_NAME") or "babyweight"
+    version = env("MODEL_VERSION") or None
+    if vertex_endpoint:  # Vertex AI, which replaced ML Engine: the endpoint picks the version
+        api_name, name = "aiplatform", (
+            f"projects/{project}/locations/{region}/endpoints/{vertex_endpoint}"
+        )
+    else:
+        api_name, name = "ml", None
 
     app = Flask(__name__)
-    # The client is built on the first prediction, then reused. Its connection may have been
-    # closed by the server while idle: num_retries=2 retries such connection errors (and 5xx).
-    clients = {}
+    clients = {}  # built on the first prediction, then reused for the app's life
 
     def get_prediction(features: dict) -> float:
-        body = {"instances": [features]}
-        if vertex_endpoint:  # Vertex AI, which replaced ML Engine
-            if "api" not in clients:
-                clients["api"] = discovery.build(
-                    "aiplatform",
-                    "v1",
-                    credentials=credentials_for(endpoint),
-                    client_options={"api_endpoint": endpoint},
-                )
-            name = f"projects/{project}/locations/{region}/endpoints/{vertex_endpoint}"
-            endpoints = clients["api"].projects().locations().endpoints()
-            prediction = endpoints.predict(endpoint=name, body=body).execute(num_retries=2)
-        else:
-            if "api" not in clients:
-                clients["api"] = build_api(endpoint, credentials_for(endpoint))
-            api = clients["api"]
-            # TODO 8: the model's resource name, from `project` and `model_name`.
-            # Output: `parent`. Graded by: test-frontend
-            raise NotImplementedError("TODO 8: the model's resource name, from `project` and `model_name`")
-            if version:
-                parent += f"/versions/{version}"
-            # TODO 9: ask the model for a prediction of `body`, retrying twice on a dropped
-            # connection. Output: `prediction`, the answer as a dict. Graded by: test-frontend
-            raise NotImplementedError("TODO 9: ask the model for a prediction of `body`, retrying twice on a dropped connection")
-        if "error" in prediction:  # ML Engine reports a failed prediction this way
-            raise RuntimeError(prediction["error"])
-        # {"predictions": [{"weight": [6.43]}]}: one list of one value per instance (the course
-        # model's output shape); a bare number is read too, as older exports answered.
-        weight = prediction["predictions"][0]
-        weight = weight["weight"] if isinstance(weight, dict) else weight
-        return float(weight[0] if isinstance(weight, list) else weight)
+        if "api" not in clients:
+            clients["api"] = build_api(api_name, endpoint, credentials_for(endpoint))
+        return weight_of(predict(clients["api"], name or model_name(project, model, version),
+                                 [features]))  # fmt: skip
 
-    def predict(data) -> tuple[int, dict]:
+    def answer(data) -> tuple[int, dict]:
         try:
             features = features_from(data)
             weight = get_prediction(features)
@@ -172,16 +211,16 @@ def create_app(
 
     @app.post("/")
     def form_predict():
-        status, answer = predict(request.form)
-        return render_template("form.html", form=request.form, **answer), status
+        status, body = answer(request.form)
+        return render_template("form.html", form=request.form, **body), status
 
     @app.post("/api/predict")
     def api_predict():
         data = request.get_json(silent=True)
         if not isinstance(data, dict):
             return jsonify(error="the body must be a JSON object with the form's fields"), 400
-        status, answer = predict(data)
-        return jsonify(answer), status
+        status, body = answer(data)
+        return jsonify(body), status
 
     return app
 

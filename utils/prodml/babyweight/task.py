@@ -43,7 +43,6 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-import tensorflow as tf  # noqa: E402
 
 from prodml import config, savedmodel  # noqa: E402
 from prodml.babyweight import contract, data  # noqa: E402
@@ -174,7 +173,7 @@ def export(model: keras.Model, export_base: str | Path) -> str:
     base = str(export_base).rstrip("/")
     version = savedmodel.next_version(base, at_least=int(time.time()))
     path = f"{base}/{version}"
-    tf.saved_model.save(model, path, signatures=babyweight_model.signatures(model))
+    babyweight_model.save(model, path)
     return path
 
 
@@ -274,7 +273,7 @@ def _export_to(model: keras.Model, out: Path, vertex: Mapping[str, str]) -> str:
     model_dir = vertex.get("AIP_MODEL_DIR")
     if model_dir is None:
         return export(model, out / "export")
-    tf.saved_model.save(model, model_dir, signatures=babyweight_model.signatures(model))
+    babyweight_model.save(model, model_dir)
     return model_dir.rstrip("/")
 
 

@@ -223,11 +223,11 @@ class HTTPModelHandler(_Contracted, ModelHandler[dict, PredictionResult, Any]):
     and optionally a ``version`` (see :func:`prediction_url`). Without ``url`` the ML Engine
     and Vertex APIs go to Google.
 
-    ``credentials``: a ``google.auth`` credentials object the caller chooses, used through
-    ``google.auth.transport.requests.AuthorizedSession`` (it adds and refreshes the bearer
-    token): ``google.auth.credentials.AnonymousCredentials()`` for the local service (the
-    default, ``None``), or Application Default Credentials for Google Cloud,
-    ``google.auth.default(scopes=["https://www.googleapis.com/auth/cloud-platform"])[0]``.
+    ``credentials``: the identity the pipeline presents to the service, a ``google.auth``
+    credentials object that the caller chooses; every request carries it (a token, refreshed
+    when it expires). ``None`` (the default) presents no identity, which is what a service on
+    this machine expects; Google's prediction APIs accept only credentials allowed to use Cloud
+    services.
 
     Connection errors, timeouts and HTTP 429/5xx are retried up to ``retries`` times with
     exponential backoff (``backoff * 2**(attempt - 1)`` seconds), by urllib3's ``Retry``; other

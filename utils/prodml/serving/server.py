@@ -10,7 +10,9 @@ in the run folder's MLflow registry (``models:/NAME@ALIAS``, ``models:/NAME/VERS
 version number, and its aliases (``champion``) become version names. ``--version-name dnn=1`` names
 version 1 ``dnn`` (``projects/<p>/models/<m>/versions/dnn``, ``/v1/models/<m>/labels/dnn``). The HTTP server is uvicorn
 (httptools, uvloop) running the Starlette app of :mod:`prodml.serving.app`; SIGTERM or SIGINT stop it
-gracefully (requests in flight are answered).
+gracefully (requests in flight are answered). ``--access-log FILE`` keeps one line per request
+(client, method, path, status): the request log a lab reads to see which API and version a
+client called.
 """
 
 from __future__ import annotations
@@ -82,6 +84,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="port (0: any free port)")
     parser.add_argument("--port-file", help="write the bound port and URL here as JSON once ready")
+    parser.add_argument("--access-log", metavar="FILE",
+                        help="append one line per answered request to FILE: client, method, "
+                             "path and status (uvicorn's access log; off by default)")  # fmt: skip
     parser.add_argument("--max-batch-size", type=int, default=256,
                         help="most instances per signature call when batching concurrent requests")  # fmt: skip
     parser.add_argument("--batch-timeout-ms", type=float, default=0.0,
@@ -92,6 +97,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="largest request body (more: 413)")  # fmt: skip
     parser.add_argument("--max-drain-bytes", type=int, default=64 * 1024 * 1024,
                         help="after a 413, read and discard at most this much of the body so the client reads the answer")  # fmt: skip
+
+
+def _access_log(path: str) -> None:
+    """uvicorn's access log (``127.0.0.1:50412 - "POST /v1/...:predict HTTP/1.1" 200``) to
+    ``path``, one line per request, flushed as it is written; nothing on the console."""
+    import logging
+
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    logger = logging.getLogger("uvicorn.access")
+    logger.handlers = [handler]
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
 
 
 def _add_model(registry, name: str, path: str, names: dict | None):
@@ -134,9 +152,9 @@ def _load(args: argparse.Namespace):
     return registry, ""
 
 
-def _server(registry, url: str, port: int, port_file: str | None):
+def _server(registry, url: str, port: int, port_file: str | None, access_log: str | None):
     """The uvicorn server for the app, announcing ``url`` (and writing ``port_file``) once its
-    socket listens."""
+    socket listens; with ``access_log``, one line per request to that file."""
     import uvicorn
 
     from prodml.serving.app import create_app
@@ -158,6 +176,8 @@ def _server(registry, url: str, port: int, port_file: str | None):
         proxy_headers=False,
         server_header=False,
     )
+    if access_log:  # after the Config, which clears uvicorn.access's handlers
+        _access_log(access_log)
     server = uvicorn.Server(config)
     original_startup = server.startup
 
@@ -193,7 +213,7 @@ def main(args: argparse.Namespace) -> int:
         return 2
     port = sock.getsockname()[1]
     url = f"http://{args.host if ':' not in args.host else f'[{args.host}]'}:{port}"
-    server = _server(registry, url, port, args.port_file)
+    server = _server(registry, url, port, args.port_file, args.access_log)
     # uvicorn shuts down gracefully on SIGTERM/SIGINT, then re-raises the signal: end cleanly.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:

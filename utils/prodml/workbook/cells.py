@@ -28,9 +28,7 @@ NOT_YET_SHORT: frozenset[str] = frozenset(
     {
         "notebooks/01_architecting_production_ml_systems.ipynb",
         "notebooks/05_hybrid_ml_systems.ipynb",
-        "solutions/babyweight_serving/01_babyweight_serving.ipynb",
         "solutions/traffic_prediction/01_traffic_prediction.ipynb",
-        "solutions/training_serving_skew/03_training_serving_skew.ipynb",
     }
 )
 

@@ -48,9 +48,7 @@ RULES = (
 #: KNOWN EXCEPTIONS, emptied by the labs engineer as each lab is rewritten (issue 27): lab ->
 #: the rules its current text breaks, reported by ``prodml release`` but not refused.
 UNCONVERTED_LABS: dict[str, frozenset[str]] = {
-    "babyweight_serving": frozenset({"solution-api", "collapsed-hints"}),
     "traffic_prediction": frozenset({"solution-api", "collapsed-hints"}),
-    "training_serving_skew": frozenset({"solution-api", "collapsed-hints"}),
 }
 
 HINTS = re.compile(r"^\s*\*\*Hints? for TODOs?\s+([0-9][0-9 ,&and]*)\*\*", re.IGNORECASE)
