@@ -662,9 +662,7 @@ FROM `{BQ_TABLE}`
 
 def test_model_registry_lab_statement(client):
     run(client, SPECIES)
-    with pytest.raises(Exception, match="Option model_registry is not supported"):
-        run(client, MODEL_QUERY)  # registering in Vertex AI Model Registry: not (yet) local
-    run(client, MODEL_QUERY.replace(",\n    model_registry='vertex_ai'", ""))
+    run(client, MODEL_QUERY)  # registered in the run folder's MLflow registry (test_bqml_registry)
     sql_ml_predict = f"""SELECT * FROM ML.PREDICT(MODEL `local-project.babyweight.penguins-lrab12cd34`,
 (SELECT
       *

@@ -48,7 +48,7 @@ def client(tmp_path_factory):
         (simple("m").replace("LINEAR_REG", "DNN_REGRESSOR"), "Model type DNN_REGRESSOR is not supported"),
         (simple("m").replace("LINEAR_REG", "LINEAR"), "Unsupported model type: 'LINEAR'"),
         (simple("m", ", class_weights=[STRUCT('a', 1.0)]"), "Option class_weights is not supported"),
-        (simple("m", ", model_registry='vertex_ai'"), "Option model_registry is not supported"),
+        (simple("m", ", kms_key_name='k'"), "Option kms_key_name is not supported"),
         (simple("m", ", no_such_option=1"), "Unknown option: no_such_option"),
         (simple("m", ", data_split_method='SEQ'"), "data_split_method 'SEQ' is not supported"),
         (simple("m", ", data_split_method='SPLIT'"), "Invalid value 'SPLIT' for option data_split_method"),

@@ -10,6 +10,11 @@ scikit-learn (:mod:`.train`). What runs:
   ``DROP MODEL [IF EXISTS]``;
 * the table functions ``ML.PREDICT``, ``ML.EVALUATE``, ``ML.TRAINING_INFO``, ``ML.WEIGHTS`` and
   ``ML.FEATURE_INFO`` (:mod:`.functions`), anywhere a table may stand in a query;
+* ``OPTIONS(model_registry='VERTEX_AI', vertex_ai_model_id=..., vertex_ai_model_version_aliases=
+  [...])``: the trained model exported as a TensorFlow SavedModel (:mod:`.export`: its
+  preprocessing and linear layer behind a serving signature over the raw columns) and
+  registered in the run folder's MLflow registry, so ``prodml serve --model
+  m=models:/<id>@<alias>`` scores what ML.PREDICT scores;
 * the preprocessing functions ``ML.FEATURE_CROSS``, ``ML.BUCKETIZE``, ``ML.QUANTILE_BUCKETIZE``,
   ``ML.STANDARD_SCALER`` and ``ML.MIN_MAX_SCALER`` in a query or a ``TRANSFORM`` (:mod:`.preprocess`):
   a ``TRANSFORM`` is fitted once and applied, frozen, at training, ML.EVALUATE and ML.PREDICT.

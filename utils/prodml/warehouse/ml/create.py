@@ -4,7 +4,8 @@ Training reads the ``AS`` query through the warehouse (``ctx.query``: DuckDB -> 
 the frozen ``TRANSFORM`` in SQL when there is one, splits the rows, fits the features'
 preprocessing on the training rows, trains (:mod:`.train`) and evaluates (:mod:`.metrics`) on
 the evaluation rows (the training rows when there are none), then stores the model in the
-catalog (:mod:`.catalog`).
+catalog (:mod:`.catalog`), after registering it when ``model_registry`` asks to
+(:func:`.export.register`).
 """
 
 from __future__ import annotations
@@ -180,6 +181,10 @@ def create_model(statement: exp.Create, ctx) -> None:
         raise ModelExists(f"Already Exists: Model {name.path}")
     query = materialize(query, ctx)
     model = train_model(name, options, query, _transform_of(properties), ctx)
+    if options.model_registry:
+        from prodml.warehouse.ml.export import register
+
+        register(model)  # before it is stored: a model that cannot be registered is not created
     try:
         catalog.save(ctx.con, model, replace=replace)
     except ModelExists:
