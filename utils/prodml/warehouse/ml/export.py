@@ -184,7 +184,9 @@ def build_module(model):
             self.weights = tf.constant(np.asarray(weights, np.float64))
             self.intercepts = tf.constant(np.asarray(intercepts, np.float64))
 
-        @tf.function(input_signature=[specs])
+        # autograph off: the body builds the graph in plain Python (no tensor-dependent branches),
+        # and converting the SQL walk (sqlglot) costs tens of seconds
+        @tf.function(input_signature=[specs], autograph=False)
         def serve(self, tensors):
             batch = tf.shape(tensors[inputs[0][0]])[:1]
             features = _features(model, _input_values(tensors, inputs))
