@@ -54,8 +54,11 @@ def signature_outputs(uri: str, rows) -> dict:
 
     found = tracking.resolve(uri)
     serve = tf.saved_model.load(str(found.path)).signatures["serving_default"]
-    feed = {
-        name: tf.constant(rows[name].to_numpy(), spec.dtype)
+    feed = {  # a NULL number is NaN
+        name: tf.constant(
+            rows[name].astype("float64").to_numpy() if spec.dtype == tf.float64 else rows[name],
+            spec.dtype,
+        )
         for name, spec in serve.structured_input_signature[1].items()
     }
     return {k: v.numpy() for k, v in serve(**feed).items()}
@@ -110,6 +113,41 @@ def test_3a_baseline_retrained_is_a_new_version(client):
     old = signature_outputs("models:/babyweight_3a@champion", sql)["predicted_weight_pounds"]
     np.testing.assert_allclose(new, sql.predicted_weight_pounds, atol=1e-5)
     assert np.abs(new - old).max() > 1e-3  # L2_REG=30 trained another model
+
+
+SCALED = """
+CREATE OR REPLACE MODEL babyweight.scaled
+TRANSFORM(
+    weight_pounds,
+    ML.STANDARD_SCALER(mother_age) OVER() AS age_z,
+    ML.MIN_MAX_SCALER(gestation_weeks) OVER() AS weeks_01,
+    ML.QUANTILE_BUCKETIZE(mother_age, 4) OVER() AS age_quartile,
+    CONCAT(is_male, '_', plurality) AS sex_plurality,
+    CASE WHEN gestation_weeks < 37 THEN 'preterm' ELSE 'term' END AS term,
+    mother_age * gestation_weeks / 100 - 3 AS age_weeks
+)
+OPTIONS (MODEL_TYPE="LINEAR_REG", INPUT_LABEL_COLS=["weight_pounds"],
+         DATA_SPLIT_METHOD="NO_SPLIT", MODEL_REGISTRY="VERTEX_AI", VERTEX_AI_MODEL_ID="scaled")
+AS SELECT * FROM babyweight.babyweight_data_train
+"""
+ROWS_WITH_NULLS = """
+(SELECT * FROM babyweight.babyweight_data_eval
+ UNION ALL SELECT 7.5, 'true', NULL, 'Single(1)', 39
+ UNION ALL SELECT 7.5, 'false', 30, 'Twins(2)', NULL
+ UNION ALL SELECT 7.5, 'false', 99, 'Single(1)', 10)
+"""
+
+
+def test_scalers_quantiles_and_plain_sql_in_a_transform_and_nulls(client):
+    """The other preprocessing functions (their frozen SQL: arithmetic, GREATEST/LEAST, CASE),
+    plain SQL in a TRANSFORM, NULL numbers (NaN in the signature) and values outside the
+    training range score as ML.PREDICT scores them."""
+    run(client, SCALED)
+    sql = frame(client, f"SELECT * FROM ML.PREDICT(MODEL babyweight.scaled, {ROWS_WITH_NULLS})")
+    assert sql.mother_age.isna().sum() == 1 and sql.gestation_weeks.isna().sum() == 1
+    saved = signature_outputs("models:/scaled/latest", sql)["predicted_weight_pounds"]
+    np.testing.assert_allclose(saved, sql.predicted_weight_pounds, atol=1e-5)
+    assert np.isfinite(saved).all()
 
 
 SPECIES = """
