@@ -23,6 +23,7 @@ MARKS: dict[str, tuple[str, ...]] = {
     "test_frontend.py": ("browser", "server"),
     "test_lab_wrong_answers.py": ("browser", "server", "slow"),  # a service, Chromium, Beam
     "test_labs.py": ("kernel", "slow"),
+    "test_module05.py": ("slow",),  # notebook 05's pipeline steps and QAT (TensorFlow, Beam)
     "test_orchestration.py": ("slow",),  # Airflow
     "test_pipelines.py": ("server", "slow"),
     "test_quiet_run.py": ("kernel",),
@@ -32,6 +33,7 @@ MARKS: dict[str, tuple[str, ...]] = {
     "test_serving_babyweight.py": ("server", "slow"),
     "test_serving_versions.py": ("server",),
     "test_traffic.py": ("slow",),  # Beam pipelines
+    "test_traffic_lab_answers.py": ("server", "slow"),  # the lab run once, its checks re-run
     "test_warehouse_bigquery.py": ("slow",),  # generates the public table
     "test_warehouse_concurrency.py": ("slow",),  # processes
     "test_workbook_grade.py": ("kernel",),

@@ -2,8 +2,10 @@
 
 The generator: determinism, columns, calibration (rush hours, incidents, warts, the regime
 change) and structure a forecaster can learn. The pipeline (solutions/traffic_prediction/
-traffic_features.py): window values against pandas on the same rows, batch equal to streaming,
-dead-letter accounting, the online store. Grading the lab is tests/test_labs.py's job.
+traffic_features.py, with the windowing the solution notebook's TODO 1 gives): window values
+against pandas on the same rows, batch equal to streaming, dead-letter accounting, the online
+store. Grading the lab is tests/test_labs.py's job, its checks' wrong answers
+tests/test_traffic_lab_answers.py's.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ import apache_beam as beam
 import numpy as np
 import pandas as pd
 import pytest
+from apache_beam.transforms import trigger, window
+from lab_cells import cell, run
 from prodml import config, pipelines, warehouse
 from prodml.datasets import traffic
 
@@ -38,6 +42,17 @@ def features_module():
     sys.modules[spec.name] = module  # dataclasses and pickling look the module up by name
     spec.loader.exec_module(module)
     return module
+
+
+@pytest.fixture(scope="module")
+def windowing(features_module):
+    """The solution's windowing (the notebook's TODO 1), a function making a fresh transform."""
+    namespace = {"beam": beam, "window": window, "trigger": trigger,
+                 "traffic_features": features_module}  # fmt: skip
+    lab = ("traffic_prediction", "01_traffic_prediction.ipynb")
+    for cell_id in ("requirement", "windowing"):
+        run(cell("solutions", lab, cell_id), namespace, cell_id)
+    return namespace["feature_windows"]
 
 
 @pytest.fixture(scope="module")
@@ -270,13 +285,13 @@ def stream_sample():
     return s.stations, r
 
 
-def run(module, source, layout, folder, store=None, mode="batch"):
+def run_pipeline(module, windows, source, layout, folder, store=None, mode="batch"):
     """The library's pipeline with the lab's readings contract and feature transform."""
     contract = module.readings_contract(module.station_index(layout))
     sink = pipelines.Sink(folder=str(folder), table=None)
     with beam.Pipeline(options=pipelines.options(mode)) as p:
         out = pipelines.build_pipeline(
-            p, source, contract, mode=mode, sink=sink, transform=module.Features()
+            p, source, contract, mode=mode, sink=sink, transform=module.Features(windows)
         )
         if store is not None:
             _ = out.rows | module.WriteToOnlineStore(store)
@@ -293,7 +308,7 @@ def frame(folder, prefix="features") -> pd.DataFrame:
 
 
 @pytest.fixture(scope="module")
-def batch_and_stream(features_module, stream_sample, tmp_path_factory):
+def batch_and_stream(features_module, windowing, stream_sample, tmp_path_factory):
     layout, r = stream_sample
     payloads, times = traffic.messages(r)
     null_speed = json.dumps({**json.loads(payloads[10]), "SPEED": None}).encode()
@@ -301,9 +316,12 @@ def batch_and_stream(features_module, stream_sample, tmp_path_factory):
     times[10:10] = [times[10]] * 3
     out = tmp_path_factory.mktemp("traffic_pipeline")
     m = features_module
-    batch = run(m, pipelines.from_records(payloads, "json"), layout, out / "b")
-    stream = run(
+    batch = run_pipeline(
+        m, windowing(), pipelines.from_records(payloads, "json"), layout, out / "b"
+    )
+    stream = run_pipeline(
         m,
+        windowing(),
         pipelines.replay(payloads, times, "json", tick=300, speed=1e5),
         layout,
         out / "s",
@@ -375,18 +393,16 @@ def test_online_store_keeps_the_latest_row(features_module, batch_and_stream, tm
         assert store.get(999) is None
     finally:
         store.close()
-    # an older window never replaces a newer one
+    # an older window never replaces a newer one; a later pane of the same window does
     other = features_module.OnlineStore(tmp_path / "x.db")
-    row = {
-        "station": 1,
-        "window_end": 600.0,
-        "speed": 50.0,
-        "lanes": 2,
-        "min_lane": 40.0,
-        "slow_lanes": 0,
-    }
-    other.put([row, {**row, "window_end": 300.0, "speed": 10.0}])
+    row = {"station": 1, "window_end": 600.0, "pane": 0, "speed": 50.0, "lanes": 2,
+           "min_lane": 40.0, "slow_lanes": 0}  # fmt: skip
+    other.put([row, {**row, "window_end": 300.0, "pane": 3, "speed": 10.0}])
     assert other.get(1)["speed"] == 50.0
+    other.put([{**row, "pane": 1, "speed": 48.0}])  # the same window, corrected
+    assert other.get(1)["speed"] == 48.0 and other.get(1)["pane"] == 1
+    other.put([{**row, "pane": 0, "speed": 47.0}])  # its first pane again, replayed
+    assert other.get(1)["speed"] == 48.0
     other.close()
 
 

@@ -1,26 +1,32 @@
-"""Traffic features: the lab's sliding-window transform, run by the workbook's pipeline.
+"""Traffic features: the lab's feature pipeline, run by the workbook's pipeline.
 
 The pipeline is the library's (``prodml.pipelines.build_pipeline``), one definition for the
 batch run over history and the stream; this file holds what is particular to traffic::
 
-    source -> parse, check against readings_contract() -> dead letters, counts  (the library)
-           -> Features: LaneWindows (TODO 1) -> LocationFeatures                (this file)
+    source -> parse, check against readings_contract() -> dead letters, counts   (the library)
+           -> Features(windowing):                                             (this file)
+                TickSums      each 5-minute tick's readings summed per (station, lane)
+                -> windowing  your TODO 1 (the notebook's section 2): which windows, and
+                              when their results go out
+                -> LaneMeans  per window pane, {(station, lane): average SPEED}
+                -> LocationFeatures: a feature row per station per pane
            -> the sink: files, a warehouse table (batch); WriteToOnlineStore (the stream)
 
 * :func:`readings_contract`: what a reading must hold (the record contract the library checks
   each reading against): the sensor file's columns, a plausible SPEED, a known location (its
   station) and the event time.
-* :class:`LaneWindows`, the lab's TODO 1: readings with event times in, one
-  ``{(station, lane): average speed}`` per sliding window out; :class:`LocationFeatures` turns
-  each into a feature row per location.
-* :class:`OnlineStore` keeps the latest row per station (SQLite, the Bigtable role);
+* :class:`Features` (:class:`TickSums`, :class:`LaneWindows`, :class:`LocationFeatures`): the
+  feature rows, with the windowing handed in.
+* :class:`OnlineStore` keeps the newest row per station (SQLite, the Bigtable role);
   :class:`WriteToOnlineStore` writes a stream's rows into it.
 
 A feature row: ``station``, ``window_end`` (seconds since the epoch; the window covers the
-readings stamped in ``[window_end - WINDOW_SECONDS, window_end)``), ``speed`` (the location's
-average: the mean of its lanes' averages), ``lanes`` (lanes that reported), ``min_lane`` (the
-slowest lane's average) and ``slow_lanes`` (lanes below half the location's average: the
-course demo's alert, raised when it is above zero).
+readings stamped in ``[window_end - WINDOW_SECONDS, window_end)``), ``pane`` (0 for the
+window's first result, then 1, 2, ... for each result that follows it, e.g. corrected by late
+readings: the highest pane of a window is its final row), ``speed`` (the location's average:
+the mean of its lanes' averages), ``lanes`` (lanes that reported), ``min_lane`` (the slowest
+lane's average) and ``slow_lanes`` (lanes below half the location's average: the course demo's
+alert, raised when it is above zero).
 """
 
 from __future__ import annotations
@@ -35,9 +41,12 @@ import pandas as pd
 from apache_beam.transforms import window
 from prodml import pipelines
 
-WINDOW_SECONDS = 15 * 60
-PERIOD_SECONDS = 5 * 60
-FEATURES = ("station", "window_end", "speed", "lanes", "min_lane", "slow_lanes")
+# The feature requirement (the notebook's section 2 states it; your windowing meets it)
+WINDOW_SECONDS = 15 * 60  # a feature row summarises the last 15 minutes of readings
+PERIOD_SECONDS = 5 * 60  # a new row every 5 minutes (the sensors' tick)
+LATENESS_SECONDS = 10 * 60  # how long after a window's end its late readings still count
+TICKS_KEPT_SECONDS = 24 * 3600  # the tick sums keep late readings this long (a day)
+FEATURES = ("station", "window_end", "pane", "speed", "lanes", "min_lane", "slow_lanes")
 LOCATION = ("LATITUDE", "LONGITUDE", "FREEWAY_ID", "FREEWAY_DIR")
 
 
@@ -126,65 +135,110 @@ def readings_contract(stations: Mapping) -> pipelines.RecordContract:
     )
 
 
-class LaneMeans(beam.CombineFn):
-    """Average speed per (station, lane) over the readings of one window, all lanes at once.
-
-    The accumulator maps ``(station, lane)`` to ``[sum, count]``; the output maps it to the
-    average. (One combine per window rather than ``CombinePerKey`` per lane: the same result,
-    and the DirectRunner pays per group, so it is several times faster here.)
-    """
+class LaneSums(beam.CombineFn):
+    """Readings -> ``{(station, lane): [sum of SPEED, count]}``; partial sums merge the same way,
+    so it also combines the partials of several ticks (``add_input`` takes either)."""
 
     def create_accumulator(self):
         return {}
 
-    def add_input(self, acc, reading):
-        key = (reading["station"], reading["LANE"])
-        total = acc.get(key)
-        if total is None:
-            acc[key] = [reading["SPEED"], 1]
-        else:
-            total[0] += reading["SPEED"]
-            total[1] += 1
+    def add_input(self, acc, item):
+        if "SPEED" in item:  # a reading
+            item = {(item["station"], item["LANE"]): (item["SPEED"], 1)}
+        for key, (total, count) in item.items():
+            into = acc.get(key)
+            if into is None:
+                acc[key] = [total, count]
+            else:
+                into[0] += total
+                into[1] += count
         return acc
 
     def merge_accumulators(self, accumulators):
-        merged = {}
+        merged = self.create_accumulator()
         for acc in accumulators:
-            for key, (total, count) in acc.items():
-                into = merged.setdefault(key, [0.0, 0])
-                into[0] += total
-                into[1] += count
+            self.add_input(merged, acc)
         return merged
+
+    def extract_output(self, acc):
+        return acc
+
+
+class LaneMeans(LaneSums):
+    """Partial sums (one per tick) -> ``{(station, lane): average SPEED}`` over a window."""
 
     def extract_output(self, acc):
         return {key: total / count for key, (total, count) in acc.items()}
 
 
-class LaneWindows(beam.PTransform):
-    """Readings (dicts with station, LANE, SPEED, stamped with their event time) -> for every
-    sliding window of WINDOW_SECONDS starting every PERIOD_SECONDS that holds readings, one
-    dict ``{(station, lane): average SPEED}`` in that window."""
+def _tick(reading) -> tuple[int, dict]:
+    return int(reading["event_time"] // PERIOD_SECONDS), reading
+
+
+class _ByWindow(beam.DoFn):
+    """Key each element by the end of its window (one call per window it is in)."""
+
+    def process(self, partial, win=beam.DoFn.WindowParam):
+        yield win.end.micros, partial
+
+
+class TickSums(beam.PTransform):
+    """Readings -> one partial per 5-minute tick, ``{(station, lane): [sum, count]}``, stamped
+    at the tick's end, and another for each reading that arrives after that (never dropped:
+    which late readings still count is the windowing's decision, downstream).
+
+    Why sum per tick first: each reading belongs to several sliding windows, and a window holds
+    only a few ticks; summing first, the windowing handles one partial per tick instead of
+    every reading (the sensors send one per lane per tick), and a tick's sum is made in each
+    bundle before the shuffle (Beam's combiner lifting, which only the default trigger allows).
+    """
 
     def expand(self, readings):
-        # TODO 1: the sliding-window feature transform (15-minute windows, one every 5 minutes).
-        # Inputs: `readings`, dicts with station, LANE and SPEED, event times already set;
-        #   WINDOW_SECONDS and PERIOD_SECONDS.
-        # Output: one element per window that holds readings, {(station, lane): average SPEED},
-        #   made by the LaneMeans combiner above. Every feature of the lab comes out of it.
-        # Graded by: test-windows, test-batch, test-stream
-        # BEGIN SOLUTION
+        ticks = window.FixedWindows(PERIOD_SECONDS)
         return (
             readings
-            | "Sliding" >> beam.WindowInto(window.SlidingWindows(WINDOW_SECONDS, PERIOD_SECONDS))
-            | "LaneMeans" >> beam.CombineGlobally(LaneMeans()).without_defaults()
+            | "Ticks" >> beam.WindowInto(ticks, allowed_lateness=TICKS_KEPT_SECONDS)
+            | "ByTick" >> beam.Map(_tick)
+            | "Sum" >> beam.CombinePerKey(LaneSums())
+            | "Partials" >> beam.Values()
         )
-        # END SOLUTION
+
+
+class LaneWindows(beam.PTransform):
+    """Readings -> for every pane of every window of ``windowing`` (your TODO 1: a
+    ``beam.WindowInto``), one dict ``{(station, lane): average SPEED}`` over the readings the
+    pane covers: the tick sums (:class:`TickSums`), windowed, merged per window.
+
+    The merge is keyed by the window's end rather than one global combine: the DirectRunner's
+    trigger machinery scans all of a key's open windows for each window it fires, so one key
+    holding every window of the history costs time quadratic in their number; one key per
+    window keeps it linear (the result is the same).
+    """
+
+    def __init__(self, windowing: beam.PTransform):
+        super().__init__()
+        if not isinstance(windowing, beam.PTransform):
+            raise TypeError(
+                "windowing must be a Beam PTransform (a beam.WindowInto), got "
+                f"{type(windowing).__name__}: pass the transform itself, not a function"
+            )
+        self.windowing = windowing
+
+    def expand(self, readings):
+        return (
+            readings
+            | "TickSums" >> TickSums()
+            | "Windows" >> self.windowing
+            | "ByWindow" >> beam.ParDo(_ByWindow())
+            | "LaneMeans" >> beam.CombinePerKey(LaneMeans())
+            | "PerWindow" >> beam.Values()
+        )
 
 
 class _Locations(beam.DoFn):
-    """One window's lane averages -> a feature row per location."""
+    """One pane's lane averages -> a feature row per location."""
 
-    def process(self, lane_averages, win=beam.DoFn.WindowParam):
+    def process(self, lane_averages, win=beam.DoFn.WindowParam, pane=beam.DoFn.PaneInfoParam):
         end = float(win.end.micros) / 1e6
         by_station: dict[int, list[float]] = {}
         for (station, _lane), speed in sorted(lane_averages.items()):
@@ -194,6 +248,7 @@ class _Locations(beam.DoFn):
             yield {
                 "station": station,
                 "window_end": end,
+                "pane": pane.index,
                 "speed": average,
                 "lanes": len(speeds),
                 "min_lane": min(speeds),
@@ -202,24 +257,19 @@ class _Locations(beam.DoFn):
 
 
 class LocationFeatures(beam.PTransform):
-    """Per window ``{(station, lane): average}`` -> one feature row per station per window."""
+    """Per pane ``{(station, lane): average}`` -> one feature row per station per pane."""
 
     def expand(self, lane_averages):
         return lane_averages | "Rows" >> beam.ParDo(_Locations())
 
 
 class Features(beam.PTransform):
-    """Checked readings -> feature rows: ``lane_windows`` (default :class:`LaneWindows`, your
-    TODO 1) then :class:`LocationFeatures`. The library's pipeline runs it as its
-    ``transform``."""
+    """Checked readings -> feature rows: :class:`LaneWindows` with ``windowing`` (your TODO 1),
+    then :class:`LocationFeatures`. The library's pipeline runs it as its ``transform``."""
 
-    def __init__(self, lane_windows: beam.PTransform | None = None):
+    def __init__(self, windowing: beam.PTransform):
         super().__init__()
-        self.lane_windows = LaneWindows() if lane_windows is None else lane_windows
-        if not isinstance(self.lane_windows, beam.PTransform):
-            raise TypeError(
-                f"lane_windows must be a beam.PTransform, got {type(self.lane_windows).__name__}"
-            )
+        self.lane_windows = LaneWindows(windowing)
 
     def expand(self, readings):
         lanes = readings | "LaneWindows" >> self.lane_windows
@@ -235,8 +285,9 @@ class OnlineStore:
     Why SQLite: it is in Python's standard library (nothing to install or run), a point look-up
     by primary key is one B-tree probe (microseconds), and in WAL mode readers (the serving
     path) never block the writer (the stream) or each other. An upsert keeps a row only when
-    its window is newer than the stored one, so late or replayed panes cannot roll a station
-    back. Bigtable plays this part at scale (row key = station, newest cell wins).
+    its window is newer than the stored one, or the same window's later pane (a correction by
+    late readings), so late or replayed panes of older windows cannot roll a station back.
+    Bigtable plays this part at scale (row key = station, newest cell wins).
     """
 
     def __init__(self, path: str | Path):
@@ -257,7 +308,7 @@ class OnlineStore:
         updates = ", ".join(f"{c} = excluded.{c}" for c in FEATURES[1:])
         self._con.executemany(
             f"INSERT INTO latest ({names}) VALUES ({marks}) ON CONFLICT(station) DO UPDATE SET "
-            f"{updates} WHERE excluded.window_end >= latest.window_end",
+            f"{updates} WHERE (excluded.window_end, excluded.pane) >= (latest.window_end, latest.pane)",
             [tuple(row[c] for c in FEATURES) for row in rows],
         )
         self._con.commit()

@@ -27,8 +27,6 @@ _PROGRAM_LINES = 5  # a string this long that parses as Python with a def, a cla
 NOT_YET_SHORT: frozenset[str] = frozenset(
     {
         "notebooks/01_architecting_production_ml_systems.ipynb",
-        "notebooks/05_hybrid_ml_systems.ipynb",
-        "solutions/traffic_prediction/01_traffic_prediction.ipynb",
     }
 )
 

@@ -47,9 +47,7 @@ RULES = (
 )
 #: KNOWN EXCEPTIONS, emptied by the labs engineer as each lab is rewritten (issue 27): lab ->
 #: the rules its current text breaks, reported by ``prodml release`` but not refused.
-UNCONVERTED_LABS: dict[str, frozenset[str]] = {
-    "traffic_prediction": frozenset({"solution-api", "collapsed-hints"}),
-}
+UNCONVERTED_LABS: dict[str, frozenset[str]] = {}
 
 HINTS = re.compile(r"^\s*\*\*Hints? for TODOs?\s+([0-9][0-9 ,&and]*)\*\*", re.IGNORECASE)
 _OPENING = re.compile(r"^\s*(?:<details>\s*|<summary>\s*)+", re.IGNORECASE)
