@@ -1,72 +1,50 @@
-"""A test MLContext for the BigQuery ML engine: one DuckDB connection and the warehouse's own
-BigQuery -> DuckDB translation (``prodml.warehouse.sql.translate``), dispatching a script's
-statements the way the warehouse service does (model statements to the engine, queries with ML
-functions materialized first, everything else translated and run)."""
+"""Test tooling for the BigQuery ML tests: a run folder whose warehouse service holds a small
+natality table and the course's babyweight tables, reached with the real client.
+
+The BigQuery ML engine (``prodml.warehouse.ml``) runs inside the run folder's warehouse service,
+so tests drive it exactly as a notebook does: ``client.query(sql)``, ``client.get_model(...)``.
+"""
 
 from __future__ import annotations
 
-import duckdb
-import pyarrow as pa
+import pandas as pd
+import pytest
+from prodml import config, warehouse
 from prodml.datasets import natality
-from prodml.warehouse import ml
-from prodml.warehouse.ml.parse import to_sql
-from prodml.warehouse.sql import register_functions, translate
-from sqlglot import exp
+from warehouse_support import shared_run
 
 PROJECT = "local-project"
-NATALITY = '"bigquery-public-data.samples"."natality"'
 
 
-class Warehouse:
-    """An MLContext on a DuckDB database (a file, or an existing connection's cursor)."""
-
-    def __init__(self, path=None, project: str = PROJECT, dataset: str | None = None, con=None):
-        self.con = con if con is not None else duckdb.connect(str(path) if path else ":memory:")
-        self.con.execute("SET enable_progress_bar = false")
-        register_functions(self.con)
-        self.project, self.dataset = project, dataset
-
-    def cursor(self) -> Warehouse:
-        """Another context on the same database (a DuckDB cursor: one per thread)."""
-        return Warehouse(project=self.project, dataset=self.dataset, con=self.con.cursor())
-
-    def query(self, select: exp.Expression) -> pa.Table:
-        return self._run(to_sql(select))
-
-    def _run(self, sql: str) -> pa.Table | None:
-        result = None
-        for statement in translate(sql, self.project):
-            if statement.is_query:
-                result = self.con.sql(statement.duckdb).to_arrow_table()
-            else:
-                self.con.execute(statement.duckdb).fetchall()
-                result = None
-        return result
-
-    def run(self, sql: str) -> pa.Table | None:
-        """Run a BigQuery script; the last statement's rows (None for DDL)."""
-        result = None
-        for statement in ml.parse(sql):
-            if ml.is_model_statement(statement):
-                result = ml.execute_model_statement(statement, self)
-            elif ml.has_ml_functions(statement):
-                result = self._run(to_sql(ml.materialize_ml_functions(statement, self)))
-            else:
-                result = self._run(to_sql(statement))
-        return result
-
-    def close(self) -> None:
-        self.con.close()
+def babyweight_client(tmp_path_factory, name: str, rows: int, seed: int):
+    """A module's client (yielded) on a fresh run folder: natality at ``rows`` rows (the public
+    table, loaded as ``natality.load`` sizes it), the course's babyweight tables
+    (:data:`PREPARE_BABYWEIGHT`) and an empty ``demo`` dataset. The service stops afterwards."""
+    for run in shared_run(tmp_path_factory, name):
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setenv("PRODML_RUN_DIR", str(run))
+            for var in ("PRODML_WAREHOUSE", "GOOGLE_CLOUD_PROJECT", "PRODML_WAREHOUSE_ML_ENGINE"):
+                patch.delenv(var, raising=False)
+            config.reset()
+            client = warehouse.client()
+            natality.load(client, rows=rows, seed=seed)
+            client.query(PREPARE_BABYWEIGHT).result()
+            client.create_dataset("demo")
+            yield client
+        config.reset()
 
 
-def load_natality(warehouse: Warehouse, rows: int, seed: int = 0) -> None:
-    """The public natality table, ``rows`` generated rows, in the warehouse (read-only there
-    only on the real service; here a plain table)."""
-    frame = natality.generate(rows, seed=seed)
-    warehouse.con.execute('CREATE SCHEMA IF NOT EXISTS "bigquery-public-data.samples"')
-    warehouse.con.register("natality_frame", frame)
-    warehouse.con.execute(f"CREATE OR REPLACE TABLE {NATALITY} AS SELECT * FROM natality_frame")
-    warehouse.con.unregister("natality_frame")
+def frame(client, sql: str) -> pd.DataFrame:
+    """A query's rows as a DataFrame (the client's own ``to_dataframe``)."""
+    return client.query(sql).to_dataframe()
+
+
+def run(client, sql: str):
+    """Run a statement to the end (``result()`` raises its error, as BigQuery's client does);
+    the finished job."""
+    job = client.query(sql)
+    job.result()
+    return job
 
 
 # The course's 1b_prepare_data_babyweight (deepdive2/structured), verbatim: the tables that

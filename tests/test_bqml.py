@@ -4,7 +4,8 @@ the engine's numbers against scikit-learn fitted directly on the same rows.
 Statements are from GoogleCloudPlatform/training-data-analyst, courses/machine_learning:
 deepdive/06_structured/5_train_bqml.ipynb, deepdive2/structured/solutions/
 1b_prepare_data_babyweight (tables), 3a_bqml_baseline_babyweight and
-3b_bqml_linear_transform_babyweight. The engine is driven through its seam (``bqml_support``).
+3b_bqml_linear_transform_babyweight. They run as a notebook runs them: through the real
+``google.cloud.bigquery.Client`` against the run folder's warehouse service (``bqml_support``).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from bqml_support import PREPARE_BABYWEIGHT, Warehouse, load_natality
+from bqml_support import babyweight_client, frame, run
 from sklearn import metrics as skm
 from sklearn.linear_model import LinearRegression, LogisticRegression
 
@@ -20,17 +21,9 @@ FEATURES = "weight_pounds, is_male, mother_age, plurality, gestation_weeks"
 
 
 @pytest.fixture(scope="module")
-def wh(tmp_path_factory):
-    warehouse = Warehouse(tmp_path_factory.mktemp("bqml") / "warehouse.duckdb")
-    load_natality(warehouse, 20_000, seed=3)
-    warehouse.run(PREPARE_BABYWEIGHT)
-    warehouse.run("CREATE SCHEMA demo")
-    yield warehouse
-    warehouse.close()
-
-
-def frame(wh, sql: str) -> pd.DataFrame:
-    return wh.run(sql).to_pandas()
+def client(tmp_path_factory):
+    """The module's client: natality at 20,000 rows, the course's babyweight tables."""
+    yield from babyweight_client(tmp_path_factory, "bqml", rows=20_000, seed=3)
 
 
 # -- 3a: the baseline ---------------------------------------------------------------------------
@@ -85,17 +78,18 @@ def design(train: pd.DataFrame, rows: pd.DataFrame) -> np.ndarray:
     return np.column_stack(columns)
 
 
-def test_3a_baseline_metrics_equal_scikit_learn_fitted_directly(wh):
-    assert wh.run(BASELINE) is None
-    info = frame(wh, "SELECT * FROM ML.TRAINING_INFO(MODEL babyweight.baseline_model)")
+def test_3a_baseline_metrics_equal_scikit_learn_fitted_directly(client):
+    job = run(client, BASELINE)
+    assert job.statement_type == "CREATE_MODEL" and job.result().total_rows == 0
+    info = frame(client, "SELECT * FROM ML.TRAINING_INFO(MODEL babyweight.baseline_model)")
     assert list(info.columns) == [
         "training_run", "iteration", "loss", "eval_loss", "learning_rate", "duration_ms"
     ]  # fmt: skip
     assert len(info) == 1 and info.eval_loss.isna().all()  # NORMAL_EQUATION, NO_SPLIT
-    got = frame(wh, EVALUATE_BASELINE).iloc[0]
+    got = frame(client, EVALUATE_BASELINE).iloc[0]
 
-    train = frame(wh, f"SELECT {FEATURES} FROM babyweight.babyweight_data_train")
-    test = frame(wh, f"SELECT {FEATURES} FROM babyweight.babyweight_data_eval")
+    train = frame(client, f"SELECT {FEATURES} FROM babyweight.babyweight_data_train")
+    test = frame(client, f"SELECT {FEATURES} FROM babyweight.babyweight_data_eval")
     direct = LinearRegression().fit(design(train, train), train.weight_pounds)
     predicted = direct.predict(design(train, test))
     y = test.weight_pounds
@@ -117,17 +111,17 @@ def test_3a_baseline_metrics_equal_scikit_learn_fitted_directly(wh):
     assert 0.05 < got["r2_score"] < 0.9
 
 
-def test_3a_rmse_query_and_weights_reproduce_the_predictions(wh):
-    wh.run(BASELINE)
-    rmse = frame(wh, EVALUATE_BASELINE.replace("*", "SQRT(mean_squared_error) AS rmse", 1))
-    mse = frame(wh, EVALUATE_BASELINE).mean_squared_error[0]
+def test_3a_rmse_query_and_weights_reproduce_the_predictions(client):
+    run(client, BASELINE)
+    rmse = frame(client, EVALUATE_BASELINE.replace("*", "SQRT(mean_squared_error) AS rmse", 1))
+    mse = frame(client, EVALUATE_BASELINE).mean_squared_error[0]
     assert rmse.rmse[0] == pytest.approx(np.sqrt(mse), rel=1e-12)
     # ML.WEIGHTS (unstandardized, BigQuery's default) applied to the raw columns by hand
-    weights = frame(wh, "SELECT * FROM ML.WEIGHTS(MODEL babyweight.baseline_model)")
+    weights = frame(client, "SELECT * FROM ML.WEIGHTS(MODEL babyweight.baseline_model)")
     assert list(weights.processed_input) == [
         "is_male", "mother_age", "plurality", "gestation_weeks", "__INTERCEPT__"
     ]  # fmt: skip
-    rows = frame(wh, f"SELECT {FEATURES} FROM babyweight.babyweight_data_eval LIMIT 200")
+    rows = frame(client, f"SELECT {FEATURES} FROM babyweight.babyweight_data_eval LIMIT 200")
     by_input = weights.set_index("processed_input")
     by_hand = np.full(len(rows), by_input.weight["__INTERCEPT__"])
     for name in ("mother_age", "gestation_weeks"):
@@ -136,7 +130,7 @@ def test_3a_rmse_query_and_weights_reproduce_the_predictions(wh):
         table = {c["category"]: c["weight"] for c in by_input.category_weights[name]}
         by_hand += rows[name].map(table).to_numpy(float)
     predicted = frame(
-        wh,
+        client,
         "SELECT * FROM ML.PREDICT(MODEL babyweight.baseline_model, "
         f"(SELECT {FEATURES} FROM babyweight.babyweight_data_eval LIMIT 200))",
     )
@@ -278,9 +272,9 @@ FROM
 """
 
 
-def test_3b_feature_cross_model(wh):
-    wh.run(MODEL_1)
-    weights = frame(wh, "SELECT * FROM ML.WEIGHTS(MODEL babyweight.model_1)")
+def test_3b_feature_cross_model(client):
+    run(client, MODEL_1)
+    weights = frame(client, "SELECT * FROM ML.WEIGHTS(MODEL babyweight.model_1)")
     assert "gender_plurality_cross_is_male_plurality" in set(weights.processed_input)
     crosses = weights.set_index("processed_input").category_weights[
         "gender_plurality_cross_is_male_plurality"
@@ -289,28 +283,28 @@ def test_3b_feature_cross_model(wh):
         "true_Single(1)",
         "Unknown_Multiple(2+)",
     }  # CAST(TRUE AS STRING) is "true"
-    metrics = frame(wh, EVALUATE_1).iloc[0]
-    rmse = frame(wh, EVALUATE_1.replace("*", "SQRT(mean_squared_error) AS rmse", 1)).rmse[0]
+    metrics = frame(client, EVALUATE_1).iloc[0]
+    rmse = frame(client, EVALUATE_1.replace("*", "SQRT(mean_squared_error) AS rmse", 1)).rmse[0]
     assert rmse == pytest.approx(np.sqrt(metrics.mean_squared_error))
     assert 0.9 < rmse < 1.6
 
 
-def test_3b_transform_applies_the_same_features_at_evaluation_and_prediction(wh):
-    wh.run(MODEL_2)
-    wh.run(MODEL_3)
+def test_3b_transform_applies_the_same_features_at_evaluation_and_prediction(client):
+    run(client, MODEL_2)
+    run(client, MODEL_3)
     for model in ("model_2", "model_3"):
-        info = frame(wh, f"SELECT * FROM ML.TRAINING_INFO(MODEL babyweight.{model})")
+        info = frame(client, f"SELECT * FROM ML.TRAINING_INFO(MODEL babyweight.{model})")
         assert len(info) == 1 and info.loss[0] > 0
-    by_select = frame(wh, EVALUATE_2).iloc[0]
-    by_transform = frame(wh, EVALUATE_3).iloc[0]
+    by_select = frame(client, EVALUATE_2).iloc[0]
+    by_transform = frame(client, EVALUATE_3).iloc[0]
     pd.testing.assert_series_equal(by_select, by_transform, check_names=False, rtol=1e-9)
     # raw columns through model_3's TRANSFORM == the transformed columns fed to model_2
     raw = frame(
-        wh,
+        client,
         "SELECT * FROM ML.PREDICT(MODEL babyweight.model_3, (SELECT * FROM babyweight.babyweight_data_eval))",
     )
     crossed = frame(
-        wh,
+        client,
         "SELECT * FROM ML.PREDICT(MODEL babyweight.model_2, "
         f"(SELECT {FEATURES},{CROSSED} FROM babyweight.babyweight_data_eval))",
     )
@@ -321,7 +315,7 @@ def test_3b_transform_applies_the_same_features_at_evaluation_and_prediction(wh)
     )
     # the label is not needed to predict through a TRANSFORM that passes it through
     one = frame(
-        wh,
+        client,
         "SELECT * FROM ML.PREDICT(MODEL babyweight.model_3, (SELECT 'true' AS is_male, "
         "28 AS mother_age, 'Single(1)' AS plurality, 38 AS gestation_weeks))",
     )
@@ -388,17 +382,17 @@ LIMIT 100
 """
 
 
-def test_5_train_bqml_auto_split_and_predict(wh):
-    wh.run(ASIS)
-    info = frame(wh, "SELECT * FROM ML.TRAINING_INFO(MODEL demo.babyweight_model_asis);")
+def test_5_train_bqml_auto_split_and_predict(client):
+    run(client, ASIS)
+    info = frame(client, "SELECT * FROM ML.TRAINING_INFO(MODEL demo.babyweight_model_asis);")
     # AUTO_SPLIT on 500..50,000 rows holds out a random 20 %: there is an evaluation loss
     assert len(info) == 1 and info.eval_loss.notna().all()
     assert info.eval_loss[0] == pytest.approx(info.loss[0], rel=0.3)
-    predicted = frame(wh, PREDICT_ASIS)
+    predicted = frame(client, PREDICT_ASIS)
     assert len(predicted) == 100
     assert predicted.columns[0] == "predicted_weight_pounds"
     assert predicted.predicted_weight_pounds.between(1, 12).all()
-    stored = frame(wh, "SELECT * FROM ML.EVALUATE(MODEL demo.babyweight_model_asis)")
+    stored = frame(client, "SELECT * FROM ML.EVALUATE(MODEL demo.babyweight_model_asis)")
     assert stored.mean_squared_error[0] == pytest.approx(info.eval_loss[0], rel=1e-9)
 
 
@@ -412,18 +406,18 @@ FROM babyweight.babyweight_data_train
 """
 
 
-def test_logistic_binary_metrics_equal_scikit_learn_fitted_directly(wh):
-    wh.run(LOW_WEIGHT)
-    info = frame(wh, "SELECT * FROM ML.TRAINING_INFO(MODEL babyweight.low_weight)")
+def test_logistic_binary_metrics_equal_scikit_learn_fitted_directly(client):
+    run(client, LOW_WEIGHT)
+    info = frame(client, "SELECT * FROM ML.TRAINING_INFO(MODEL babyweight.low_weight)")
     assert 2 <= len(info) <= 20 and (np.diff(info.loss) < 0).all()  # the loss falls each step
     assert info.learning_rate.notna().all() and (info.learning_rate > 0).all()
     got = frame(
-        wh,
+        client,
         "SELECT * FROM ML.EVALUATE(MODEL babyweight.low_weight, (SELECT weight_pounds < 5.5 AS low, "
         "is_male, mother_age, plurality, gestation_weeks FROM babyweight.babyweight_data_eval))",
     ).iloc[0]
-    train = frame(wh, f"SELECT {FEATURES} FROM babyweight.babyweight_data_train")
-    test = frame(wh, f"SELECT {FEATURES} FROM babyweight.babyweight_data_eval")
+    train = frame(client, f"SELECT {FEATURES} FROM babyweight.babyweight_data_train")
+    test = frame(client, f"SELECT {FEATURES} FROM babyweight.babyweight_data_eval")
     direct = LogisticRegression(C=np.inf, max_iter=1, warm_start=True, tol=0.0)
     with pytest.warns(Warning):
         for _ in range(len(info)):  # the same library iterations, one per BigQuery iteration
@@ -444,7 +438,7 @@ def test_logistic_binary_metrics_equal_scikit_learn_fitted_directly(wh):
     assert got.roc_auc > 0.7  # gestation predicts low birth weight
     # the threshold setting moves precision and recall the way it must
     strict = frame(
-        wh,
+        client,
         "SELECT * FROM ML.EVALUATE(MODEL babyweight.low_weight, (SELECT weight_pounds < 5.5 AS low, "
         "is_male, mother_age, plurality, gestation_weeks FROM babyweight.babyweight_data_eval), "
         "STRUCT(0.9 AS threshold))",
@@ -452,19 +446,20 @@ def test_logistic_binary_metrics_equal_scikit_learn_fitted_directly(wh):
     assert strict.recall <= got.recall and strict.roc_auc == pytest.approx(got.roc_auc)
 
 
-def test_logistic_multiclass_predictions(wh):
-    wh.run(
+def test_logistic_multiclass_predictions(client):
+    run(
+        client,
         """CREATE OR REPLACE MODEL babyweight.weight_class
         OPTIONS(model_type='LOGISTIC_REG', input_label_cols=['weight_class'],
                 data_split_method='RANDOM', data_split_eval_fraction=0.25, max_iterations=8) AS
         SELECT CASE WHEN weight_pounds < 5.5 THEN 'low' WHEN weight_pounds < 8.8 THEN 'normal'
                ELSE 'high' END AS weight_class, is_male, mother_age, plurality, gestation_weeks
-        FROM babyweight.babyweight_data_train"""
+        FROM babyweight.babyweight_data_train""",
     )
-    info = frame(wh, "SELECT * FROM ML.TRAINING_INFO(MODEL babyweight.weight_class)")
+    info = frame(client, "SELECT * FROM ML.TRAINING_INFO(MODEL babyweight.weight_class)")
     assert 1 <= len(info) <= 8 and info.eval_loss.notna().all()
     predicted = frame(
-        wh,
+        client,
         "SELECT predicted_weight_class, predicted_weight_class_probs FROM ML.PREDICT("
         "MODEL babyweight.weight_class, (SELECT * FROM babyweight.babyweight_data_eval LIMIT 500))",
     )
@@ -475,54 +470,55 @@ def test_logistic_multiclass_predictions(wh):
     best = [max(row, key=lambda p: p["prob"])["label"] for row in probs]
     assert list(predicted.predicted_weight_class) == best
     assert (predicted.predicted_weight_class == "normal").mean() > 0.5
-    metrics = frame(wh, "SELECT * FROM ML.EVALUATE(MODEL babyweight.weight_class)").iloc[0]
+    metrics = frame(client, "SELECT * FROM ML.EVALUATE(MODEL babyweight.weight_class)").iloc[0]
     assert 0.6 < metrics.accuracy <= 1 and 0.5 < metrics.roc_auc <= 1
-    weights = frame(wh, "SELECT * FROM ML.WEIGHTS(MODEL babyweight.weight_class)")
+    weights = frame(client, "SELECT * FROM ML.WEIGHTS(MODEL babyweight.weight_class)")
     assert sorted(set(weights.class_label)) == ["high", "low", "normal"] and len(weights) == 15
 
 
 # -- regularization: the objective's convention, checked against scikit-learn -------------------
 
 
-def regularized(wh, name: str, options: str) -> tuple[pd.DataFrame, pd.Series]:
-    wh.run(
+def regularized(client, name: str, options: str) -> tuple[pd.DataFrame, pd.Series]:
+    run(
+        client,
         f"""CREATE OR REPLACE MODEL babyweight.{name}
         OPTIONS(model_type='LINEAR_REG', input_label_cols=['weight_pounds'],
                 data_split_method='NO_SPLIT', {options}) AS
-        SELECT {FEATURES} FROM babyweight.babyweight_data_train"""
+        SELECT {FEATURES} FROM babyweight.babyweight_data_train""",
     )
-    info = frame(wh, f"SELECT * FROM ML.TRAINING_INFO(MODEL babyweight.{name})")
+    info = frame(client, f"SELECT * FROM ML.TRAINING_INFO(MODEL babyweight.{name})")
     got = frame(
-        wh,
+        client,
         f"SELECT * FROM ML.EVALUATE(MODEL babyweight.{name}, "
         f"(SELECT {FEATURES} FROM babyweight.babyweight_data_eval))",
     ).iloc[0]
     return info, got
 
 
-def test_l2_reg_is_ridge_on_the_sum_of_squared_errors(wh):
+def test_l2_reg_is_ridge_on_the_sum_of_squared_errors(client):
     from sklearn.linear_model import Ridge
 
-    info, got = regularized(wh, "ridge", "l2_reg=500")
+    info, got = regularized(client, "ridge", "l2_reg=500")
     assert len(info) == 1  # still the normal equation
-    train = frame(wh, f"SELECT {FEATURES} FROM babyweight.babyweight_data_train")
-    test = frame(wh, f"SELECT {FEATURES} FROM babyweight.babyweight_data_eval")
+    train = frame(client, f"SELECT {FEATURES} FROM babyweight.babyweight_data_train")
+    test = frame(client, f"SELECT {FEATURES} FROM babyweight.babyweight_data_eval")
     direct = Ridge(alpha=500).fit(design(train, train), train.weight_pounds)
     predicted = direct.predict(design(train, test))
     assert got.mean_squared_error == pytest.approx(
         skm.mean_squared_error(test.weight_pounds, predicted), abs=1e-6
     )
-    _, plain = regularized(wh, "plain", "l2_reg=0")
+    _, plain = regularized(client, "plain", "l2_reg=0")
     assert got.mean_squared_error != pytest.approx(plain.mean_squared_error, abs=1e-9)
 
 
-def test_l1_reg_trains_by_coordinate_descent_like_scikit_learn(wh):
+def test_l1_reg_trains_by_coordinate_descent_like_scikit_learn(client):
     from sklearn.linear_model import ElasticNet
 
-    info, got = regularized(wh, "lasso", "l1_reg=2000, max_iterations=5, early_stop=FALSE")
+    info, got = regularized(client, "lasso", "l1_reg=2000, max_iterations=5, early_stop=FALSE")
     assert list(info.iteration) == list(range(5)) and info.learning_rate.isna().all()
-    train = frame(wh, f"SELECT {FEATURES} FROM babyweight.babyweight_data_train")
-    test = frame(wh, f"SELECT {FEATURES} FROM babyweight.babyweight_data_eval")
+    train = frame(client, f"SELECT {FEATURES} FROM babyweight.babyweight_data_train")
+    test = frame(client, f"SELECT {FEATURES} FROM babyweight.babyweight_data_eval")
     # sum of squared errors + l1 * |w|_1  ==  ElasticNet's (1 / 2n) scale with alpha = l1 / 2n
     direct = ElasticNet(
         alpha=2000 / 2 / len(train), l1_ratio=1.0, max_iter=1, tol=0.0, warm_start=True
@@ -535,7 +531,7 @@ def test_l1_reg_trains_by_coordinate_descent_like_scikit_learn(wh):
         skm.mean_squared_error(test.weight_pounds, predicted), abs=1e-6
     )
     weights = frame(
-        wh, "SELECT * FROM ML.WEIGHTS(MODEL babyweight.lasso, STRUCT(TRUE AS standardize))"
+        client, "SELECT * FROM ML.WEIGHTS(MODEL babyweight.lasso, STRUCT(TRUE AS standardize))"
     )
     categories = [c["weight"] for cs in weights.category_weights for c in cs]
     assert sum(w == 0 for w in categories) >= 3  # L1 zeroes weak categories
@@ -620,20 +616,20 @@ FROM
 """
 
 
-def test_5_train_bqml_feature_engineered_model(wh):
-    wh.run(FC_MODEL)
-    info = frame(wh, "SELECT * FROM ML.TRAINING_INFO(MODEL demo.babyweight_model_fc);")
+def test_5_train_bqml_feature_engineered_model(client):
+    run(client, FC_MODEL)
+    info = frame(client, "SELECT * FROM ML.TRAINING_INFO(MODEL demo.babyweight_model_fc);")
     assert len(info) >= 1 and info.eval_loss.notna().all()
-    features = frame(wh, "SELECT * FROM ML.FEATURE_INFO(MODEL demo.babyweight_model_fc)")
+    features = frame(client, "SELECT * FROM ML.FEATURE_INFO(MODEL demo.babyweight_model_fc)")
     assert list(features.input) == ["is_male", "mother_age", "plurality", "gestation_weeks"]
     assert features["mean"].isna().all() and (features.category_count > 1).all()  # all strings
-    one = frame(wh, FC_PREDICT)
+    one = frame(client, FC_PREDICT)
     assert list(one.columns) == [
         "predicted_weight_pounds", "is_male", "mother_age", "plurality", "gestation_weeks"
     ]  # fmt: skip
     assert len(one) == 1 and 6 < one.predicted_weight_pounds[0] < 9
     # 'True' was never seen ('true' was: BigQuery's CAST(TRUE AS STRING)): weight 0, as BigQuery
-    weights = frame(wh, "SELECT * FROM ML.WEIGHTS(MODEL demo.babyweight_model_fc)")
+    weights = frame(client, "SELECT * FROM ML.WEIGHTS(MODEL demo.babyweight_model_fc)")
     seen = {c["category"] for c in weights.set_index("processed_input").category_weights["is_male"]}
     assert seen == {"true", "false", "Unknown"}
 
@@ -664,22 +660,62 @@ FROM `{BQ_TABLE}`
 """
 
 
-def test_model_registry_lab_statement(wh):
-    wh.run(SPECIES)
-    with pytest.raises(Exception, match="Option model_registry is not supported"):
-        wh.run(MODEL_QUERY)  # registering in Vertex AI Model Registry: not (yet) local
-    wh.run(MODEL_QUERY.replace(",\n    model_registry='vertex_ai'", ""))
+def test_model_registry_lab_statement(client):
+    run(client, SPECIES)
+    run(client, MODEL_QUERY)  # registered in the run folder's MLflow registry (test_bqml_registry)
     sql_ml_predict = f"""SELECT * FROM ML.PREDICT(MODEL `local-project.babyweight.penguins-lrab12cd34`,
 (SELECT
       *
     FROM
       `{BQ_TABLE}` LIMIT 10))"""
-    prediction_result = frame(wh, sql_ml_predict)
+    prediction_result = frame(client, sql_ml_predict)
     assert len(prediction_result) == 10
     assert list(prediction_result.columns[:2]) == ["predicted_species", "predicted_species_probs"]
     assert set(prediction_result.predicted_species) <= {"Adelie", "Chinstrap", "Gentoo"}
-    info = frame(wh, "SELECT * FROM ML.FEATURE_INFO(MODEL `babyweight.penguins-lrab12cd34`)")
+    info = frame(client, "SELECT * FROM ML.FEATURE_INFO(MODEL `babyweight.penguins-lrab12cd34`)")
     assert info.set_index("input").null_count["sex"] > 0  # NULL is a category of its own
-    wh.run("DROP MODEL `local-project.babyweight.penguins-lrab12cd34`")
+    run(client, "DROP MODEL `local-project.babyweight.penguins-lrab12cd34`")
     with pytest.raises(Exception, match="Not found: Model"):
-        wh.run(sql_ml_predict)
+        run(client, sql_ml_predict)
+
+
+# -- the other ways a notebook sends them: query_and_wait, %%bigquery ---------------------------
+
+
+def test_3a_through_query_and_wait(client):
+    """``query_and_wait`` (one jobs.query request) runs the same statements."""
+    assert list(client.query_and_wait(BASELINE.replace("baseline_model", "baseline_qw"))) == []
+    evaluate = EVALUATE_BASELINE.replace("baseline_model", "baseline_qw")
+    by_wait = client.query_and_wait(evaluate).to_dataframe().iloc[0]
+    by_query = frame(client, evaluate).iloc[0]
+    pd.testing.assert_series_equal(by_wait, by_query, check_names=False, rtol=1e-12)
+    assert 0.05 < by_wait.r2_score < 0.9
+
+
+def test_3a_through_the_bigquery_cell_magic(client, monkeypatch):
+    """bigquery-magics' own ``%%bigquery`` (``%load_ext prodml.warehouse``) on the run folder's
+    service: CREATE MODEL, then ML.EVALUATE into a DataFrame."""
+    from IPython.testing.globalipapp import start_ipython
+    from prodml import config
+
+    evaluate = EVALUATE_BASELINE.replace("baseline_model", "baseline_magic")
+    monkeypatch.setenv("PRODML_RUN_DIR", str(client.warehouse_file.parent))
+    config.reset()
+    shell = start_ipython()
+    shell.run_line_magic("load_ext", "prodml.warehouse")
+    try:
+        for cell in (
+            f"%%bigquery\n{BASELINE.replace('baseline_model', 'baseline_magic')}",
+            f"%%bigquery metrics\n{evaluate}",
+        ):
+            result = shell.run_cell(cell)
+            assert result.success, result.error_in_exec or result.error_before_exec
+        metrics = shell.user_ns.pop("metrics")
+    finally:
+        config.reset()
+    assert "baseline_magic" in [m.model_id for m in client.list_models("babyweight")]
+    want = frame(client, evaluate).iloc[0]
+    assert metrics.iloc[0]["mean_squared_error"] == pytest.approx(
+        want.mean_squared_error, rel=1e-12
+    )
+    assert 1.0 < want.mean_squared_error < 2.5

@@ -217,12 +217,13 @@ def page(table, start: int, max_results: int | None, fields: list[dict] | None =
     return body, (end if end < table.num_rows else None)
 
 
-def fetch(cur) -> pa.Table | Rows:
-    """The result of the statement ``cur`` ran: a few rows of plain scalars as :class:`Rows`,
-    anything else as an Arrow table."""
+def fetch(cur, small: bool = True) -> pa.Table | Rows:
+    """The result of the statement ``cur`` ran: a few rows of plain scalars as :class:`Rows`
+    (unless ``small`` is False: for a caller that needs DuckDB's exact types, the BigQuery ML
+    engine), anything else as an Arrow table."""
     # DuckDB 2 names it to_arrow_table; 1.x (Colab's) fetch_arrow_table
     arrow = getattr(cur, "to_arrow_table", None) or cur.fetch_arrow_table
-    fields = Rows.fields_of(cur.description or [])
+    fields = Rows.fields_of(cur.description or []) if small else None
     if fields is None:
         return arrow()
     first = cur.fetchmany(SMALL + 1)

@@ -17,8 +17,10 @@ from __future__ import annotations
 import contextlib
 import importlib
 import os
+import re
 import threading
-from dataclasses import dataclass
+import uuid
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
@@ -26,7 +28,7 @@ import pyarrow as pa
 
 from prodml.warehouse import catalog, loads, sql
 from prodml.warehouse.encoding import Rows, fetch
-from prodml.warehouse.errors import NotFound
+from prodml.warehouse.errors import Invalid, NotFound
 from prodml.warehouse.functions import register_functions
 from prodml.warehouse.messages import duckdb_error, not_found_table
 from prodml.warehouse.names import TableName, quote
@@ -50,18 +52,34 @@ ML_ENGINE = os.environ.get("PRODML_WAREHOUSE_ML_ENGINE", "prodml.warehouse.ml")
 class MLContext:
     """What the BigQuery ML engine is handed with a statement: the connection (a cursor of the
     warehouse's one connection, inside its write turn for CREATE/DROP MODEL), the job's default
-    project and dataset, and :meth:`query` to run a BigQuery SELECT through the warehouse's own
-    translation."""
+    project and dataset, :meth:`query` to run a BigQuery SELECT through the warehouse's own
+    translation, and :meth:`relation` to hand the statement an answer the engine computed."""
 
     con: duckdb.DuckDBPyConnection
     project: str
     dataset: str | None
     warehouse: Warehouse
+    relations: list[str] = field(default_factory=list)
 
     def query(self, select) -> pa.Table:
         """Run a BigQuery SELECT (a sqlglot expression or text) and return its rows."""
         text = select if isinstance(select, str) else select.sql(dialect="bigquery")
-        return self.warehouse.run(text, self.project, self.dataset, cursor=self.con).table
+        run = self.warehouse.run(text, self.project, self.dataset, cursor=self.con, arrow=True)
+        return run.table
+
+    def relation(self, table: pa.Table) -> str:
+        """Register ``table`` on :attr:`con` for the rest of this statement; its name, a bare
+        name starting ``__`` (which the translation leaves as it is). Unregistered when the
+        statement ends (:meth:`release`)."""
+        name = f"__ml_{uuid.uuid4().hex[:16]}"
+        self.con.register(name, table)
+        self.relations.append(name)
+        return name
+
+    def release(self) -> None:
+        """Unregister the relations this statement registered."""
+        while self.relations:
+            self.con.unregister(self.relations.pop())
 
 
 @dataclass
@@ -79,6 +97,9 @@ class QueryResult:
     def table(self) -> pa.Table | None:
         """The rows as an Arrow table."""
         return self.rows.to_arrow() if isinstance(self.rows, Rows) else self.rows
+
+
+_CASCADE = re.compile(r"\bCASCADE\s*;?\s*$", re.IGNORECASE)
 
 
 def _writes(statement: sql.Statement) -> bool:
@@ -143,8 +164,10 @@ class Warehouse:
     # -- queries ---------------------------------------------------------------------------------
 
     def run(self, text: str, project: str, dataset: str | None = None,
-            params: QueryParameters | None = None, cursor=None) -> QueryResult:  # fmt: skip
-        """Run a BigQuery script; the result of its last statement."""
+            params: QueryParameters | None = None, cursor=None,
+            arrow: bool = False) -> QueryResult:  # fmt: skip
+        """Run a BigQuery script; the result of its last statement (``arrow``: rows as an Arrow
+        table with DuckDB's types, however few)."""
         statements = sql.translate(text, project, dataset, self.ml_engine())
         for st in statements:
             for name in st.writes:
@@ -158,7 +181,7 @@ class Warehouse:
             cur = cursor or self.cursor()
             result = QueryResult(None, "SCRIPT")
             for st in statements:
-                result = self._statement(cur, st, params, project, dataset)
+                result = self._statement(cur, st, params, project, dataset, arrow)
         if len(statements) > 1:
             result.statement_type = "SCRIPT"
         return result
@@ -171,15 +194,23 @@ class Warehouse:
                     names += self.public.tables_of(view.project, view.dataset)
         return names
 
-    def _statement(self, cur, st: sql.Statement, params, project, dataset) -> QueryResult:
-        if st.is_ml:
-            ml, ctx = self.ml_engine(), MLContext(cur, project, dataset, self)
+    def _statement(self, cur, st: sql.Statement, params, project, dataset, arrow=False):
+        if not st.is_ml:
+            return self._sql_statement(cur, st, params, project, dataset, arrow)
+        ml, ctx = self.ml_engine(), MLContext(cur, project, dataset, self)
+        try:
             tree = st.tree.copy()
             if ml.is_model_statement(tree):
                 table = ml.execute_model_statement(tree, ctx)
                 return QueryResult(table, st.statement_type)
             tree = ml.materialize_ml_functions(tree, ctx)
             st = sql.translate_tree(tree, st.bigquery, sql.Context(project, dataset))
+            return self._sql_statement(cur, st, params, project, dataset, arrow)
+        finally:
+            ctx.release()
+
+    def _sql_statement(self, cur, st: sql.Statement, params, project, dataset, arrow=False):
+        dropped = self._dropped_dataset(cur, st)
         for name in st.creates:
             self.ensure_dataset(cur, name, project)
         for view in st.catalog:
@@ -188,7 +219,7 @@ class Warehouse:
         try:
             cur.execute(st.duckdb, values)
             if st.is_query:
-                return QueryResult(fetch(cur), "SELECT")
+                return QueryResult(fetch(cur, small=not arrow), "SELECT")
             rows = cur.fetchall()
         except duckdb.Error as err:
             raise duckdb_error(err, st, self.location) from None
@@ -197,7 +228,42 @@ class Warehouse:
                 cur.unregister(view.name)
         affected = rows[0][0] if rows and rows[0] and isinstance(rows[0][0], int) else None
         target = st.writes[0] if st.writes else None
+        if dropped is not None:
+            self.drop_models(cur, dropped)
         return QueryResult(None, st.statement_type, affected, target)
+
+    # -- BigQuery ML models in a dataset ---------------------------------------------------------
+
+    def _dropped_dataset(self, cur, st: sql.Statement) -> TableName | None:
+        """``DROP SCHEMA`` of a dataset: the dataset, after refusing one that still holds
+        models unless ``CASCADE`` (DuckDB sees no models in the schema: they are the engine's)."""
+        if st.statement_type != "DROP_SCHEMA" or not st.writes:
+            return None
+        name = st.writes[0]
+        if not _CASCADE.search(st.duckdb):
+            self.refuse_drop_with_models(cur, name)
+        return name
+
+    def models_of(self, cur, dataset: TableName) -> list[dict]:
+        """The BigQuery ML models of a dataset (none without an ML engine)."""
+        ml = self.ml_engine()
+        return ml.list_models(cur, dataset.project, dataset.dataset) if ml else []
+
+    def refuse_drop_with_models(self, cur, dataset: TableName) -> None:
+        """BigQuery's answer to dropping a dataset that holds models without its contents."""
+        if catalog.dataset_exists(cur, dataset) and self.models_of(cur, dataset):
+            raise Invalid(
+                f"Dataset {dataset.project}:{dataset.dataset} is still in use (it holds models): "
+                "drop it with CASCADE, or delete it with delete_contents=True"
+            )
+
+    def drop_models(self, cur, dataset: TableName) -> None:
+        """Delete the models of a dataset that was dropped with its contents."""
+        ml = self.ml_engine()
+        for model in self.models_of(cur, dataset):
+            ml.delete_model(
+                cur, dataset.project, dataset.dataset, model["modelReference"]["modelId"]
+            )
 
     def ensure_dataset(self, cur, name: TableName, project: str) -> None:
         """CREATE needs its dataset: datasets of the job's project must exist (as on BigQuery);

@@ -311,8 +311,9 @@ def translate(sql: str, project: str, dataset: str | None = None, ml=None) -> tu
     """Translate a BigQuery script (one or more statements) into DuckDB statements.
 
     ``dataset`` is the job's default dataset (bare table names); ``ml`` the BigQuery ML engine
-    (a module with ``is_model_statement`` and ``has_ml_functions``), or None to refuse BigQuery
-    ML. Statements the engine takes come back with their parsed ``tree`` and no DuckDB text.
+    (a module with ``is_model_statement`` and ``has_ml_functions``, and optionally ``parse``, its
+    parser of a script that uses BigQuery ML), or None to refuse BigQuery ML. Statements the
+    engine takes come back with their parsed ``tree`` and no DuckDB text.
     """
     return _translate(sql, project, dataset, ml)
 
@@ -322,7 +323,10 @@ def _translate(sql: str, project: str, dataset: str | None, ml) -> tuple[Stateme
     has_ml = refusals.refuse_by_tokens(sql, allow_ml=ml is not None)
     statements = []
     views = 0
-    for tree in _parse(sql):
+    # BigQuery ML's table functions are more than sqlglot's BigQuery dialect parses: an engine
+    # may bring its own parser (``parse(sql)``) for the scripts that use BigQuery ML
+    trees = ml.parse(sql) if has_ml and hasattr(ml, "parse") else _parse(sql)
+    for tree in trees:
         if has_ml and (ml.is_model_statement(tree) or ml.has_ml_functions(tree)):
             kind = statement_type(tree) if ml.is_model_statement(tree) else "SELECT"
             statements.append(Statement(sql, "", kind, tree=tree))

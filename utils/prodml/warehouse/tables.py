@@ -73,12 +73,15 @@ def list_datasets(warehouse: Warehouse, project: str) -> dict:
 
 
 def delete_dataset(warehouse: Warehouse, name: TableName, contents: bool) -> None:
-    """``datasets.delete``; a dataset with tables needs ``contents`` (deleteContents)."""
+    """``datasets.delete``; a dataset with tables or models needs ``contents`` (deleteContents),
+    which deletes its models too."""
     if warehouse.public.is_public(name):
         raise access_denied(name)
     with warehouse.writing() as cur:
         if not catalog.dataset_exists(cur, name):
             raise _missing_dataset(name)
+        if not contents:
+            warehouse.refuse_drop_with_models(cur, name)
         try:
             cur.execute(f"DROP SCHEMA {quote(name.schema)}{' CASCADE' if contents else ''}")
         except duckdb.DependencyException:
@@ -86,6 +89,8 @@ def delete_dataset(warehouse: Warehouse, name: TableName, contents: bool) -> Non
                 f"Dataset {name.project}:{name.dataset} is still in use (not empty): delete it "
                 "with delete_contents=True"
             ) from None
+        if contents:
+            warehouse.drop_models(cur, name)
 
 
 # -- tables ----------------------------------------------------------------------------------------

@@ -10,22 +10,30 @@ scikit-learn (:mod:`.train`). What runs:
   ``DROP MODEL [IF EXISTS]``;
 * the table functions ``ML.PREDICT``, ``ML.EVALUATE``, ``ML.TRAINING_INFO``, ``ML.WEIGHTS`` and
   ``ML.FEATURE_INFO`` (:mod:`.functions`), anywhere a table may stand in a query;
+* ``OPTIONS(model_registry='VERTEX_AI', vertex_ai_model_id=..., vertex_ai_model_version_aliases=
+  [...])``: the trained model exported as a TensorFlow SavedModel (:mod:`.export`: its
+  preprocessing and linear layer behind a serving signature over the raw columns) and
+  registered in the run folder's MLflow registry, so ``prodml serve --model
+  m=models:/<id>@<alias>`` scores what ML.PREDICT scores;
 * the preprocessing functions ``ML.FEATURE_CROSS``, ``ML.BUCKETIZE``, ``ML.QUANTILE_BUCKETIZE``,
   ``ML.STANDARD_SCALER`` and ``ML.MIN_MAX_SCALER`` in a query or a ``TRANSFORM`` (:mod:`.preprocess`):
   a ``TRANSFORM`` is fitted once and applied, frozen, at training, ML.EVALUATE and ML.PREDICT.
 
-The seam. The warehouse provides an :class:`MLContext` per job and calls, for each statement of
-the job's script (parsed with :func:`parse`, which knows the table functions sqlglot's BigQuery
-dialect lacks):
+The seam (``prodml.warehouse.engine.ML_ENGINE`` names this package). The warehouse service
+imports it when a script first uses BigQuery ML, parses such a script with :func:`parse` (which
+knows the table functions sqlglot's BigQuery dialect lacks) and, for each statement, hands over
+an :class:`MLContext`:
 
-* :func:`is_model_statement` -> :func:`execute_model_statement` (``CREATE``/``DROP MODEL``; no
-  rows);
+* :func:`is_model_statement` -> :func:`execute_model_statement` (``CREATE``/``DROP MODEL``,
+  inside the warehouse's write turn; no rows);
 * :func:`has_ml_functions` -> :func:`materialize_ml_functions`, then runs the statement it
-  returns as ordinary BigQuery SQL: each table function's answer is in a temporary table on
-  ``ctx.con`` (named ``_ml_<hex>``, referenced unqualified), gone with that connection;
-* the REST ``models`` resources: :func:`list_models`, :func:`get_model`, :func:`delete_model`.
+  returns as ordinary BigQuery SQL: each table function's answer is registered on the
+  warehouse's cursor for that statement (``ctx.relation``, a bare name starting ``__ml_``);
+* the REST ``models`` resources: :func:`list_models`, :func:`get_model`, :func:`delete_model`,
+  :func:`patch_model` (and the warehouse deletes a dataset's models with the dataset).
 
-Errors are google-api-core's (:mod:`.errors`): ``BadRequest`` for a statement BigQuery or this
+Errors are the warehouse's (:mod:`.errors`), which the service answers as BigQuery does and
+the real client raises as google-api-core's: ``BadRequest`` for a statement BigQuery or this
 engine refuses (the message names the option, column or function), ``NotFound`` ("Not found:
 Model p:d.m"), ``Conflict`` ("Already Exists: Model p:d.m"). The warehouse serialises writes to
 its file; the catalog also takes a lock, so models created at once from threads all land.
@@ -39,28 +47,35 @@ import duckdb
 import pyarrow as pa
 from sqlglot import exp
 
+# Importing this package is cheap (the service imports it for the first script that uses BigQuery
+# ML, and for the models resources): scikit-learn and SciPy, seconds to import, come with the
+# modules that train and score (create, functions), imported by the calls that need them.
 from prodml.warehouse.ml import catalog
-from prodml.warehouse.ml.create import create_model, drop_model
 from prodml.warehouse.ml.errors import InvalidQuery, ModelExists, ModelNotFound
-from prodml.warehouse.ml.functions import materialize
 from prodml.warehouse.ml.parse import ModelName, has_ml_functions, is_model_statement, parse
 
 
 class MLContext(Protocol):
-    """What the engine needs of the warehouse, for one job."""
+    """What the engine needs of the warehouse, for one statement
+    (``prodml.warehouse.engine.MLContext``)."""
 
-    con: duckdb.DuckDBPyConnection  # the warehouse's connection (the models catalog is there)
+    con: duckdb.DuckDBPyConnection  # the warehouse's cursor (the models catalog is there)
     project: str  # the job's default project
     dataset: str | None  # the job's default dataset, if any
 
     def query(self, select: exp.Expression) -> pa.Table:
         """Run a BigQuery SELECT through the warehouse's own translation; its rows."""
 
+    def relation(self, table: pa.Table) -> str:
+        """Register rows for the rest of the statement; the bare name to reference them by."""
+
 
 def execute_model_statement(statement: exp.Expression, ctx: MLContext) -> pa.Table | None:
     """Run ``CREATE MODEL`` (train and store) or ``DROP MODEL``; BigQuery answers no rows."""
     if not is_model_statement(statement):
         raise InvalidQuery(f"Not a model statement: {statement.sql('bigquery')[:80]}")
+    from prodml.warehouse.ml.create import create_model, drop_model
+
     if isinstance(statement, exp.Create):
         create_model(statement, ctx)
     else:
@@ -69,9 +84,11 @@ def execute_model_statement(statement: exp.Expression, ctx: MLContext) -> pa.Tab
 
 
 def materialize_ml_functions(statement: exp.Expression, ctx: MLContext) -> exp.Expression:
-    """The statement with each ML table function computed into a temporary table on
-    ``ctx.con`` and replaced by a reference to it, and each ML preprocessing function written
-    as plain SQL: what is left is ordinary BigQuery SQL."""
+    """The statement with each ML table function computed into a relation registered for the
+    statement (``ctx.relation``) and replaced by a reference to it, and each ML preprocessing
+    function written as plain SQL: what is left is ordinary BigQuery SQL."""
+    from prodml.warehouse.ml.functions import materialize
+
     return materialize(statement, ctx)
 
 
@@ -93,6 +110,16 @@ def delete_model(con: duckdb.DuckDBPyConnection, project: str, dataset: str, mod
     catalog.delete(con, ModelName(project, dataset, model_id))
 
 
+def patch_model(
+    con: duckdb.DuckDBPyConnection, project: str, dataset: str, model_id: str, body: dict
+) -> dict:
+    """``models.patch``: change a model's description, friendlyName or labels; the resource."""
+    model = catalog.load(con, ModelName(project, dataset, model_id))
+    model.patch(body)
+    catalog.update(con, model)
+    return model.resource()
+
+
 __all__ = [
     "InvalidQuery",
     "MLContext",
@@ -106,4 +133,5 @@ __all__ = [
     "list_models",
     "materialize_ml_functions",
     "parse",
+    "patch_model",
 ]

@@ -14,12 +14,15 @@ from __future__ import annotations
 
 import threading
 import time
+from typing import TYPE_CHECKING
 
 import duckdb
 
 from prodml.warehouse.ml.errors import ModelExists, ModelNotFound
-from prodml.warehouse.ml.model import Model
 from prodml.warehouse.ml.parse import ModelName
+
+if TYPE_CHECKING:
+    from prodml.warehouse.ml.model import Model
 
 SCHEMA = "_prodml_bigquery_ml"
 TABLE = f'"{SCHEMA}".models'
@@ -83,6 +86,22 @@ def save(con: duckdb.DuckDBPyConnection, model: Model, replace: bool) -> None:
         ).fetchall()
 
 
+def update(con: duckdb.DuckDBPyConnection, model: Model) -> None:
+    """Store a changed model's document in place (``models.patch``): not retrained, same
+    creation time, a new modification time."""
+    document, _ = model.to_record()
+    name = model.name
+    with _WRITES:
+        model.modified_ms = int(time.time() * 1000)
+        changed = con.execute(
+            f"UPDATE {TABLE} SET document = ?, modified_ms = ? WHERE project = ? AND dataset = ? "
+            "AND model_id = ? RETURNING 1",
+            [document, model.modified_ms, name.project, name.dataset, name.model_id],
+        ).fetchall()
+        if not changed:
+            raise ModelNotFound(f"Not found: Model {name.path}")
+
+
 def load(con: duckdb.DuckDBPyConnection, name: ModelName) -> Model:
     """A stored model, or :class:`ModelNotFound` in BigQuery's words."""
     row = None
@@ -95,6 +114,8 @@ def load(con: duckdb.DuckDBPyConnection, name: ModelName) -> Model:
     if not row:
         raise ModelNotFound(f"Not found: Model {name.path}")
     document, blob, created, modified = row[0]
+    from prodml.warehouse.ml.model import Model  # scikit-learn: imported when a model is read
+
     return Model.from_record(name, document, bytes(blob), created, modified)
 
 
@@ -122,4 +143,4 @@ def delete(con: duckdb.DuckDBPyConnection, name: ModelName, missing_ok: bool = F
             raise ModelNotFound(f"Not found: Model {name.path}")
 
 
-__all__ = ["SCHEMA", "dataset_exists", "delete", "exists", "load", "names", "save"]
+__all__ = ["SCHEMA", "dataset_exists", "delete", "exists", "load", "names", "save", "update"]

@@ -4,7 +4,8 @@ Training reads the ``AS`` query through the warehouse (``ctx.query``: DuckDB -> 
 the frozen ``TRANSFORM`` in SQL when there is one, splits the rows, fits the features'
 preprocessing on the training rows, trains (:mod:`.train`) and evaluates (:mod:`.metrics`) on
 the evaluation rows (the training rows when there are none), then stores the model in the
-catalog (:mod:`.catalog`).
+catalog (:mod:`.catalog`), after registering it when ``model_registry`` asks to
+(:func:`.export.register`).
 """
 
 from __future__ import annotations
@@ -12,12 +13,11 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from google.api_core import exceptions
 from sqlglot import exp
 
 from prodml.warehouse.ml import catalog, train
 from prodml.warehouse.ml import features as feats
-from prodml.warehouse.ml.errors import InvalidQuery, ModelExists
+from prodml.warehouse.ml.errors import DatasetNotFound, InvalidQuery, ModelExists
 from prodml.warehouse.ml.functions import find_column, materialize, transformed_input
 from prodml.warehouse.ml.model import Model
 from prodml.warehouse.ml.options import TrainingOptions, training_options
@@ -173,7 +173,7 @@ def create_model(statement: exp.Create, ctx) -> None:
             f"CREATE MODEL {name} needs AS query_statement to train a {options.model_type} model"
         )
     if not catalog.dataset_exists(ctx.con, name.project, name.dataset):
-        raise exceptions.NotFound(f"Not found: Dataset {name.project}:{name.dataset}")
+        raise DatasetNotFound(f"Not found: Dataset {name.project}:{name.dataset}")
     replace = bool(statement.args.get("replace"))
     if not replace and catalog.exists(ctx.con, name):
         if statement.args.get("exists"):
@@ -181,6 +181,10 @@ def create_model(statement: exp.Create, ctx) -> None:
         raise ModelExists(f"Already Exists: Model {name.path}")
     query = materialize(query, ctx)
     model = train_model(name, options, query, _transform_of(properties), ctx)
+    if options.model_registry:
+        from prodml.warehouse.ml.export import register
+
+        register(model)  # before it is stored: a model that cannot be registered is not created
     try:
         catalog.save(ctx.con, model, replace=replace)
     except ModelExists:

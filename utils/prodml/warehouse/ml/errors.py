@@ -1,25 +1,27 @@
 """BigQuery's errors, in BigQuery's words, for the BigQuery ML engine.
 
-They are google-api-core's exceptions, the ones the real client raises for BigQuery's answers:
-``BadRequest`` (400, reason ``invalidQuery``), ``NotFound`` (404, ``notFound``) and ``Conflict``
-(409, ``duplicate``), so a service maps them to HTTP status and reason once, by class.
+They are the warehouse's own errors (:mod:`prodml.warehouse.errors`), so the service answers
+them as BigQuery does -- HTTP status, ``reason`` and message -- and the real client raises
+google-api-core's ``BadRequest`` (400, ``invalidQuery``), ``NotFound`` (404, ``notFound``) and
+``Conflict`` (409, ``duplicate``) for them.
 """
 
 from __future__ import annotations
 
-from google.api_core import exceptions
+from prodml.warehouse import errors
+
+InvalidQuery = errors.InvalidQuery  # the message names the option, column or function at fault
 
 
-class InvalidQuery(exceptions.BadRequest):
-    """A BigQuery ML statement BigQuery would refuse, or one the local engine does not run: the
-    message names the statement's part (option, column, function) at fault."""
-
-
-class ModelNotFound(exceptions.NotFound):
+class ModelNotFound(errors.NotFound):
     """``Not found: Model project:dataset.model``."""
 
 
-class ModelExists(exceptions.Conflict):
+class DatasetNotFound(errors.NotFound):
+    """``Not found: Dataset project:dataset``."""
+
+
+class ModelExists(errors.Duplicate):
     """``Already Exists: Model project:dataset.model``."""
 
 
@@ -28,4 +30,4 @@ def model_path(project: str, dataset: str, model_id: str) -> str:
     return f"{project}:{dataset}.{model_id}"
 
 
-__all__ = ["InvalidQuery", "ModelExists", "ModelNotFound", "model_path"]
+__all__ = ["DatasetNotFound", "InvalidQuery", "ModelExists", "ModelNotFound", "model_path"]

@@ -1,9 +1,9 @@
 """BigQuery ML's table functions, and how a query that calls them runs.
 
 ``ML.PREDICT``, ``ML.EVALUATE``, ``ML.TRAINING_INFO``, ``ML.WEIGHTS`` and ``ML.FEATURE_INFO``
-each answer a ``pyarrow.Table``. :func:`materialize` runs them (innermost first) and puts each
-answer in a temporary table on the warehouse's connection, replacing the call by a reference to
-it, and rewrites the ML preprocessing functions into plain SQL (:mod:`.preprocess`): what is left
+each answer a ``pyarrow.Table``. :func:`materialize` runs them (innermost first) and hands each
+answer to the statement (``ctx.relation``: registered on the warehouse's cursor until the
+statement ends), replacing the call by a reference to it, and rewrites the ML preprocessing functions into plain SQL (:mod:`.preprocess`): what is left
 is ordinary BigQuery SQL for the warehouse to run.
 
 A model with a ``TRANSFORM`` reads its input through the frozen ``TRANSFORM``, run as SQL
@@ -11,8 +11,6 @@ A model with a ``TRANSFORM`` reads its input through the frozen ``TRANSFORM``, r
 """
 
 from __future__ import annotations
-
-import uuid
 
 import pyarrow as pa
 import sqlglot
@@ -207,20 +205,14 @@ def run_table_function(node: exp.Expression, ctx) -> pa.Table:
 
 
 def _store(table: pa.Table, ctx) -> str:
-    """Put an answer in a temporary table on the connection; its name."""
-    name = f"_ml_{uuid.uuid4().hex[:16]}"
-    view = f"{name}_arrow"
-    ctx.con.register(view, table)
-    try:
-        ctx.con.execute(f'CREATE TEMP TABLE "{name}" AS SELECT * FROM "{view}"').fetchall()
-    finally:
-        ctx.con.unregister(view)
-    return name
+    """Hand an answer to the statement: registered on the warehouse's cursor under a bare name
+    starting ``__`` (the warehouse unregisters it when the statement ends); its name."""
+    return ctx.relation(table)
 
 
 def materialize(statement: exp.Expression, ctx) -> exp.Expression:
-    """A copy of ``statement`` with every BigQuery ML table function computed into a temporary
-    table (a reference to it in its place) and every ML preprocessing function rewritten into
+    """A copy of ``statement`` with every BigQuery ML table function computed into a relation
+    registered for the statement (a reference to it in its place) and every ML preprocessing function rewritten into
     plain SQL, innermost first."""
     unknown = unknown_ml_call(statement)
     if unknown:

@@ -20,6 +20,7 @@ import pyarrow.compute as pc
 
 from prodml.warehouse.ml import features as feats
 from prodml.warehouse.ml import metrics, train
+from prodml.warehouse.ml.errors import InvalidQuery
 from prodml.warehouse.ml.options import TrainingOptions
 from prodml.warehouse.ml.parse import ModelName
 
@@ -59,6 +60,7 @@ class Model:
     created_ms: int = 0
     modified_ms: int = 0
     split_rows: dict = field(default_factory=dict)  # {"training": n, "evaluation": m}
+    about: dict = field(default_factory=dict)  # models.patch: description, friendlyName, labels
 
     @property
     def classifier(self) -> bool:
@@ -133,6 +135,7 @@ class Model:
             "transform_sql": self.transform_sql,
             "input_columns": self.input_columns,
             "split_rows": self.split_rows,
+            "about": self.about,
         }
         return json.dumps(document), pickle.dumps(self.estimator)
 
@@ -158,7 +161,25 @@ class Model:
             created_ms=created,
             modified_ms=modified,
             split_rows=data.get("split_rows", {}),
+            about=data.get("about", {}),
         )
+
+    def patch(self, body: dict) -> None:
+        """``models.patch``: the fields a user may change (description, friendlyName, labels;
+        a label set to None is removed), as BigQuery allows."""
+        fixed = sorted(set(body) - {"description", "friendlyName", "labels", "modelReference",
+                                    "etag", "modelType", "location"})  # fmt: skip
+        if fixed:
+            raise InvalidQuery(
+                f"models.patch cannot change {', '.join(fixed)}: description, friendlyName and "
+                "labels can be changed; retrain with CREATE OR REPLACE MODEL for the rest"
+            )
+        for key in ("description", "friendlyName"):
+            if key in body:
+                self.about[key] = body[key]
+        if "labels" in body:
+            labels = {**self.about.get("labels", {}), **(body["labels"] or {})}
+            self.about["labels"] = {k: v for k, v in labels.items() if v is not None}
 
     # -- REST ------------------------------------------------------------------------------
 
@@ -214,6 +235,7 @@ class Model:
                 {"name": f"predicted_{self.label}", "type": {"typeKind": self._label_type()}}
             ],
         }
+        resource.update({k: v for k, v in self.about.items() if v not in (None, {})})
         if self.transform_sql:
             resource["transformColumns"] = [
                 {"name": n, "transformSql": s} for n, s in self.transform_sql

@@ -4,12 +4,16 @@ Supported (LINEAR_REG and LOGISTIC_REG): ``model_type``, ``input_label_cols`` (o
 2018 spelling), ``data_split_method`` (AUTO_SPLIT, RANDOM, CUSTOM, NO_SPLIT), ``data_split_eval_fraction``,
 ``data_split_col``, ``l1_reg``, ``l2_reg``, ``max_iterations``, ``learn_rate_strategy``,
 ``learn_rate``, ``early_stop``, ``min_rel_progress``, ``optimize_strategy`` and
-``category_encoding_method = 'ONE_HOT_ENCODING'``. Any other option BigQuery knows is refused by
+``category_encoding_method = 'ONE_HOT_ENCODING'``, and ``model_registry = 'VERTEX_AI'`` with
+``vertex_ai_model_id`` and ``vertex_ai_model_version_aliases`` (the trained model registered as a
+SavedModel in the run folder's MLflow registry, the stand-in for Vertex AI Model Registry:
+:mod:`.export`). Any other option BigQuery knows is refused by
 name; a name BigQuery does not know is "Unknown option".
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from sqlglot import exp
@@ -29,8 +33,7 @@ OTHER_MODEL_TYPES = {
 # options BigQuery accepts (for some model type) that this engine does not run
 OTHER_OPTIONS = {
     "ls_init_learn_rate", "warm_start", "auto_class_weights", "class_weights",
-    "calculate_p_values", "fit_intercept", "enable_global_explain", "model_registry",
-    "vertex_ai_model_id", "vertex_ai_model_version_aliases", "kms_key_name", "num_trials",
+    "calculate_p_values", "fit_intercept", "enable_global_explain", "kms_key_name", "num_trials",
     "max_parallel_trials", "hparam_tuning_algorithm", "hparam_tuning_objectives", "budget_hours",
     "num_clusters", "kmeans_init_method", "kmeans_init_col", "distance_type",
     "standardize_features", "model_path", "feedback_type", "num_factors", "user_col", "item_col",
@@ -44,6 +47,11 @@ OTHER_OPTIONS = {
 SPLIT_METHODS = ("AUTO_SPLIT", "RANDOM", "CUSTOM", "NO_SPLIT")
 STRATEGIES = ("AUTO_STRATEGY", "BATCH_GRADIENT_DESCENT", "NORMAL_EQUATION")
 LEARN_RATE_STRATEGIES = ("LINE_SEARCH", "CONSTANT")
+REGISTRIES = ("VERTEX_AI",)
+# Vertex AI's model ids and version aliases (MLflow reserves 'latest'; Vertex AI 'default')
+_VERTEX_ID = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
+_VERTEX_ALIAS = re.compile(r"^[a-z][a-z0-9-]{0,127}$")
+_RESERVED = ("default", "latest")
 ENGINE = "the local warehouse's BigQuery ML"
 
 
@@ -64,6 +72,9 @@ class TrainingOptions:
     early_stop: bool = True
     min_rel_progress: float = 0.01
     optimize_strategy: str = "AUTO_STRATEGY"
+    model_registry: str | None = None  # VERTEX_AI: registered at training (see .export)
+    vertex_ai_model_id: str | None = None  # the registered model's name (default: the model id)
+    vertex_ai_model_version_aliases: list = field(default_factory=list)
     written: dict = field(default_factory=dict)  # the options as the statement wrote them
 
     def rest(self, strategy: str) -> dict:
@@ -195,6 +206,27 @@ def _refuse_unsupported_values(written: dict) -> None:
         raise InvalidQuery(f"data_split_method 'SEQ' is not supported by {ENGINE}")
 
 
+def _model_id(name, value) -> str:
+    text = _typed(name, value, str)
+    if not _VERTEX_ID.match(text):
+        raise InvalidQuery(
+            f"Invalid value for option {name}: {text!r}; use letters, digits, '-' and '_' "
+            "(at most 128)"
+        )
+    return text
+
+
+def _aliases(name, value) -> list[str]:
+    values = _typed(name, value, list)
+    for alias in values:
+        if not isinstance(alias, str) or not _VERTEX_ALIAS.match(alias) or alias in _RESERVED:
+            raise InvalidQuery(
+                f"Invalid alias {alias!r} in {name}: lower-case letters, digits and '-', starting "
+                f"with a letter ({' and '.join(_RESERVED)} are reserved)"
+            )
+    return values
+
+
 def _positive_fraction(name, value):
     fraction = _typed(name, value, float)
     if not 0 < fraction < 1:
@@ -232,6 +264,9 @@ _READERS = {
     "min_rel_progress": _non_negative,
     "optimize_strategy": lambda n, v: _choice(n, v, STRATEGIES),
     "category_encoding_method": lambda n, v: "ONE_HOT_ENCODING",
+    "model_registry": lambda n, v: _choice(n, v, REGISTRIES),
+    "vertex_ai_model_id": _model_id,
+    "vertex_ai_model_version_aliases": _aliases,
 }
 
 
@@ -248,6 +283,9 @@ def _check_combinations(options: TrainingOptions) -> None:
         raise InvalidQuery("data_split_col is only allowed when data_split_method is CUSTOM")
     if "learn_rate" in written and options.learn_rate_strategy != "CONSTANT":
         raise InvalidQuery("learn_rate can only be set when learn_rate_strategy is CONSTANT")
+    for name in ("vertex_ai_model_id", "vertex_ai_model_version_aliases"):
+        if name in written and options.model_registry is None:
+            raise InvalidQuery(f"{name} can only be set when model_registry is VERTEX_AI")
     if options.optimize_strategy == "NORMAL_EQUATION":
         if options.model_type != "LINEAR_REG":
             raise InvalidQuery(

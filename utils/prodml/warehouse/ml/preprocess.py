@@ -216,9 +216,9 @@ def _feature_cross(ctx, call: exp.Dot, select: exp.Select) -> exp.Expression:
             parts: list[exp.Expression] = []
             for i in combo:
                 parts += [values[i].copy(), _string("_")]
-            crosses.append(
-                exp.alias_(exp.func("CONCAT", *parts[:-1]), "_".join(names[i] for i in combo))
-            )
+            # a field as sqlglot parses BigQuery's STRUCT(expression AS name)
+            name = exp.to_identifier("_".join(names[i] for i in combo))
+            crosses.append(exp.PropertyEQ(this=name, expression=exp.func("CONCAT", *parts[:-1])))
     return exp.Struct(expressions=crosses)
 
 
