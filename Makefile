@@ -35,8 +35,8 @@ run: setup
 	$(BIN)/prodml run $(if $(FULL),--full)
 
 lint: setup
-	$(BIN)/ruff check utils tests benchmarks notebooks/module04 notebooks/module05
-	$(BIN)/ruff format --check utils tests benchmarks notebooks/module04 notebooks/module05
+	$(BIN)/ruff check utils tests benchmarks notebooks/module01 notebooks/module04 notebooks/module05
+	$(BIN)/ruff format --check utils tests benchmarks notebooks/module01 notebooks/module04 notebooks/module05
 	$(BIN)/nbqa ruff notebooks solutions
 
 # The quick inner loop, to run before each commit (CONTRIBUTING.md): lint, the release check

@@ -42,11 +42,16 @@ MARKS: dict[str, tuple[str, ...]] = {
 }
 
 
+#: the marks `--quick` leaves out, whether a module (MARKS) or a test carries them
+QUICK_SKIPS = ("kernel", "browser", "server", "slow")
+
+
 def pytest_addoption(parser):
     parser.addoption(
         "--quick",
         action="store_true",
-        help="only the modules MARKS does not list (make check): the others are not even imported",
+        help="only the modules MARKS does not list (make check), not even imported, and of those "
+        "only the tests marked none of QUICK_SKIPS",
     )
 
 
@@ -60,6 +65,11 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         for mark in MARKS.get(item.path.name, ()):
             item.add_marker(getattr(pytest.mark, mark))
+    if config.getoption("--quick"):  # a quick module's test that carries a mark of its own
+        heavy = [i for i in items if any(i.get_closest_marker(m) for m in QUICK_SKIPS)]
+        if heavy:
+            config.hook.pytest_deselected(items=heavy)
+            items[:] = [i for i in items if i not in heavy]
 
 
 @pytest.fixture(autouse=True, scope="session")

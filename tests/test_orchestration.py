@@ -49,17 +49,23 @@ def test_dag_files_chain_the_course_workflow(airflow_isolated):
     from prodml.dags import babyweight_dag, natality_daily_load_dag
 
     tasks = {t.task_id: t for t in babyweight_dag.pipeline.tasks}
-    order = ["query_training_data", "export_to_storage", "train_model", "release_gate"]
-    order.append("deploy_model")
+    order = ["query_training_data", "export_to_storage", "train_model", "safeness_gate"]
+    order += ["release_gate", "deploy_model"]
     assert sorted(tasks) == sorted(order)
-    # the chain, plus the data the later tasks read: the gate reads the export and the model,
-    # deploy reads the model; deploy runs only after the gate
+    # the chain, plus the data the later tasks read: the gates read the model (and the quality
+    # gate the export), deploy reads the model; deploy runs only after both gates
     assert tasks["query_training_data"].downstream_task_ids == {"export_to_storage"}
     assert tasks["export_to_storage"].downstream_task_ids == {"train_model", "release_gate"}
-    assert tasks["train_model"].downstream_task_ids == {"release_gate", "deploy_model"}
+    assert tasks["train_model"].downstream_task_ids == {
+        "safeness_gate",
+        "release_gate",
+        "deploy_model",
+    }
+    assert tasks["safeness_gate"].downstream_task_ids == {"release_gate"}
     assert tasks["release_gate"].downstream_task_ids == {"deploy_model"}
     assert tasks["deploy_model"].upstream_task_ids == {"train_model", "release_gate"}
-    # a short-circuit: when it returns False, everything downstream is skipped
+    # short-circuits: when one returns False, everything downstream is skipped
+    assert isinstance(tasks["safeness_gate"], ShortCircuitOperator)
     assert isinstance(tasks["release_gate"], ShortCircuitOperator)
     assert babyweight_dag.pipeline.dag_id == "babyweight_pipeline"
     assert natality_daily_load_dag.pipeline.schedule == "@daily"

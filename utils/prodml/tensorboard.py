@@ -13,6 +13,9 @@ the ``profile`` extra (``tensorboard-plugin-profile``, i.e. xprof).
 :func:`step_breakdown` reads the newest trace in a log folder through xprof's own converter
 (the same one the Profile tab's *input pipeline analyzer* calls) and returns its per-step table
 (step time, waiting for input, computing, ...) as a DataFrame.
+
+:func:`write_projector` writes an embedding as the Embedding Projector reads it (vectors and
+metadata as TSV files, and the Projector tab's ``projector_config.pbtxt``).
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ import pandas as pd
 
 from prodml import config, environments
 
-__all__ = ["TensorBoard", "start", "profile_sessions", "step_breakdown"]
+__all__ = ["TensorBoard", "start", "profile_sessions", "step_breakdown", "write_projector"]
 
 
 class TensorBoard:
@@ -196,6 +199,56 @@ def step_breakdown(logdir: str | os.PathLike) -> pd.DataFrame:
             "in tf.profiler.experimental.Trace('train', step_num=n, _r=1)"
         )
     return frame
+
+
+def write_projector(
+    logdir: str | os.PathLike, name: str, vectors, metadata: pd.DataFrame | None = None
+) -> dict[str, Path]:
+    """Write an embedding for the Embedding Projector: ``<name>_vectors.tsv`` (one row of
+    tab-separated numbers per vocabulary entry, no header), ``<name>_metadata.tsv`` (one row per
+    entry; a header row when there is more than one column, as the Projector reads it) and the
+    ``projector_config.pbtxt`` that points TensorBoard's Projector tab at them (other embeddings
+    already in it are kept). The two TSV files are what projector.tensorflow.org loads too.
+    ``logdir`` is TensorBoard's log folder (the Projector reads a config at its root) or one of
+    its runs. Returns the three paths. Refuses vectors that are not a finite 2-D array, metadata
+    of another length, and a value holding a tab or a newline (it would shift the columns)."""
+    import numpy as np
+    from google.protobuf import text_format
+    from tensorboard.plugins import projector
+
+    table = np.asarray(vectors, dtype="float64")
+    if table.ndim != 2 or not table.size or not np.isfinite(table).all():
+        raise ValueError(f"{name}: vectors must be a finite 2-D array, got shape {table.shape}")
+    folder = Path(logdir)
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = {"vectors": folder / f"{name}_vectors.tsv", "config": folder / "projector_config.pbtxt"}
+    np.savetxt(paths["vectors"], table, delimiter="\t", fmt="%.6g")
+    config = projector.ProjectorConfig()
+    if paths["config"].exists():
+        text_format.Parse(paths["config"].read_text(), config)
+    kept = [e for e in config.embeddings if e.tensor_name != name]
+    del config.embeddings[:]
+    config.embeddings.extend(kept)
+    embedding = config.embeddings.add(tensor_name=name, tensor_path=paths["vectors"].name)
+    if metadata is not None:
+        paths["metadata"] = folder / f"{name}_metadata.tsv"
+        _write_metadata(paths["metadata"], metadata, len(table))
+        embedding.metadata_path = paths["metadata"].name
+    paths["config"].write_text(text_format.MessageToString(config))
+    return paths
+
+
+def _write_metadata(path: Path, metadata: pd.DataFrame, rows: int) -> None:
+    if len(metadata) != rows:
+        raise ValueError(f"{path.name}: {len(metadata)} metadata rows for {rows} vectors")
+    text = metadata.astype(str).replace({"nan": ""})
+    for column in text.columns:
+        if text[column].str.contains(r"[\t\n\r]").any():
+            raise ValueError(f"{path.name}: column {column!r} holds a tab or a line break")
+    lines = ["\t".join(map(str, row)) for row in text.itertuples(index=False)]
+    if len(text.columns) > 1:  # the Projector reads a single column without a header
+        lines.insert(0, "\t".join(map(str, text.columns)))
+    path.write_text("\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":  # python -m prodml.tensorboard TRACE...: the analysis as JSON (above)

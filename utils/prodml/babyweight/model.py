@@ -168,7 +168,58 @@ def save(model: keras.Model, path: str | Path, extra_signatures: Mapping | None 
     return str(path)
 
 
+def _bucket_names(boundaries: list[float], unit: str) -> list[str]:
+    """Discretization's buckets by name: ``<first``, each whole value, ``>=last``."""
+    inner = [f"{low:g}{unit}" for low in boundaries[:-1]]
+    return [f"<{boundaries[0]:g}{unit}", *inner, f">={boundaries[-1]:g}{unit}"]
+
+
+def cross_embedding(model: keras.Model, rows=None):
+    """The age x gestation embedding, one row per hash bin (:data:`CROSS_BINS`), as the Embedding
+    Projector wants it: ``(vectors, metadata)``, a ``CROSS_BINS x EMBED_DIM`` array and a
+    DataFrame of what each bin holds. ``HashedCrossing`` sends each (age bucket, gestation
+    bucket) pair to a bin; the pairs are sent through the model's own layer, so the metadata is
+    what the model computes, collisions included. Columns: ``bin``; ``pairs`` (how many pairs
+    share it, 0 for a bin no pair reaches); ``label`` (the pairs, e.g. ``age 26 x 39 wk``);
+    ``age`` and ``weeks`` (the first pair's, as its buckets' lower bounds, the open-ended lowest
+    bucket as one below its boundary; NaN when no pair reaches the bin); and, when
+    ``rows`` (a frame with mother_age and gestation_weeks) is given, ``rows``: how many of them
+    land in the bin (a bin few rows reach keeps its random start) and, when it has the label,
+    ``mean_weight``: their mean birth weight (NaN for a bin none reaches)."""
+    import pandas as pd
+
+    ages, weeks = len(AGE_BOUNDARIES) + 1, len(GESTATION_BOUNDARIES) + 1
+    age_idx, week_idx = (a.ravel() for a in np.meshgrid(np.arange(ages), np.arange(weeks), indexing="ij"))  # fmt: skip
+    crossing = model.get_layer("age_x_gestation")
+    bins = np.asarray(crossing((age_idx.astype("int64"), week_idx.astype("int64"))))
+    names = _bucket_names(AGE_BOUNDARIES, ""), _bucket_names(GESTATION_BOUNDARIES, " wk")
+    low = [[b[0] - 1, *b] for b in (AGE_BOUNDARIES, GESTATION_BOUNDARIES)]  # "<15" as 14
+    pairs = pd.DataFrame({"bin": bins, "a": age_idx, "w": week_idx}).sort_values(["bin", "w", "a"])
+    pairs["label"] = [f"age {names[0][a]} x {names[1][w]}" for a, w in zip(pairs.a, pairs.w, strict=True)]  # fmt: skip
+    grouped = pairs.groupby("bin")
+    metadata = pd.DataFrame({"bin": np.arange(CROSS_BINS)}).set_index("bin")
+    metadata["pairs"] = grouped.size().reindex(metadata.index, fill_value=0)
+    metadata["label"] = grouped["label"].agg(" | ".join).reindex(metadata.index, fill_value="")
+    first = grouped.first().reindex(metadata.index)
+    metadata["age"] = [low[0][int(a)] if a == a else np.nan for a in first["a"]]
+    metadata["weeks"] = [low[1][int(w)] if w == w else np.nan for w in first["w"]]
+    if rows is not None:
+        age_b = model.get_layer("age_buckets")(np.asarray(rows["mother_age"], "float32"))
+        week_b = model.get_layer("gestation_buckets")(
+            np.asarray(rows["gestation_weeks"], "float32")
+        )
+        landed = np.asarray(crossing((age_b, week_b)))
+        metadata["rows"] = np.bincount(landed, minlength=CROSS_BINS)
+        if LABEL in rows:
+            label = pd.Series(np.asarray(rows[LABEL], "float64")).groupby(landed).mean()
+            metadata["mean_weight"] = label.reindex(metadata.index).round(3)
+    vectors = model.get_layer("cross_embedding").get_weights()[0]
+    return vectors, metadata.reset_index()
+
+
 __all__ = [
+    "cross_embedding",
+    "EMBED_DIM",
     "AGE_BOUNDARIES",
     "GESTATION_BOUNDARIES",
     "CROSS_BINS",

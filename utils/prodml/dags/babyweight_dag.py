@@ -6,12 +6,18 @@ version, parsed locally and run only on Google Cloud). Here each step is a Pytho
 same call through the workbook's backends (the local warehouse and object store, or BigQuery
 and GCS when configured), so the DAG runs with ``airflow dags test`` on a laptop.
 
-Between training and deployment sits the release gate (the course's "release, develop and
-test" cycle): ``release_gate`` scores the new model and the deployed one on the same eval rows
-and lets the run go on only when the new model is not worse by more than a margin. It is a
-short-circuit task: when it returns False, ``deploy_model`` is skipped and the serving base path
-keeps its current version. (On Composer the same gate is a ``ShortCircuitOperator``, the
-TaskFlow ``@task.short_circuit`` here.)
+Between training and deployment sit two gates. ``safeness_gate`` loads the new model in a
+fresh prediction service and feeds it valid, extreme, missing and malformed inputs
+(:mod:`prodml.serving.safeness`, with babyweight's probes from :mod:`prodml.babyweight.probes`):
+a model that crashes, answers NaN or infinity, refuses a valid input or changes the deployed
+signature goes no further, and its MLflow run is tagged ``gate.decision = unsafe`` (it gets no
+alias: a canary that deploys the ``challenger`` never serves it). Then the release gate (the
+course's "release, develop and test" cycle): ``release_gate`` scores the new model and the
+deployed one on the same eval rows and lets the run go on only when the new model is not worse
+by more than a margin (:func:`decide`, the one place that decides). Both are short-circuit
+tasks: when one returns False, everything after it is skipped and the serving base path keeps
+its current version. (On Composer the same gates are ``ShortCircuitOperator`` s, the TaskFlow
+``@task.short_circuit`` here.)
 
 Each DAG run is one MLflow run (experiment ``babyweight_pipeline`` in the run folder's store,
 when MLflow is installed): ``train_model`` opens it with the run's settings, the data it read
@@ -175,6 +181,44 @@ def _record_decision(trained: dict, passed: bool, new: float, old: float | None)
     print(f"gate: {MODEL_NAME} version {trained['model_version']} is now @{alias}")
 
 
+def _record_safeness(trained: dict, report) -> None:
+    """The safeness verdict into the DAG run's MLflow run. An unsafe version gets no alias:
+    neither ``champion`` nor ``challenger`` (a canary deploys the challenger), only its tags."""
+    if trained.get("run_id") is None:
+        return  # tracking off: nothing to record
+    import mlflow
+
+    from prodml import tracking
+
+    tracking.use(experiment=None)
+    client, run_id = mlflow.MlflowClient(), trained["run_id"]
+    client.log_metric(run_id, "gate_safe", float(report.passed))
+    client.set_tag(
+        run_id, "gate.safeness", "safe" if report.passed else "; ".join(report.reasons)[:4000]
+    )
+    if not report.passed:
+        client.set_tag(run_id, "gate.decision", "unsafe")
+
+
+@task.short_circuit
+def safeness_gate(trained: dict) -> bool:
+    """Safeness step: the new model in a fresh ``prodml serve`` process, probed; its signatures
+    compared with the deployed version's. False skips the release gate and ``deploy_model``."""
+    from prodml import savedmodel, storage
+    from prodml.babyweight import probes
+    from prodml.serving import safeness
+
+    base = storage.path("models", "babyweight")
+    deployed = savedmodel.latest(base) if savedmodel.versions(base) else None
+    report = safeness.check(
+        trained["export_path"], probes.probe_set(), reference=deployed,
+        signature=probes.SIGNATURE, plausible=probes.PLAUSIBLE_WEIGHT,
+    )  # fmt: skip
+    print(report.summary())
+    _record_safeness(trained, report)
+    return report.passed
+
+
 @task.short_circuit
 def release_gate(trained: dict, data_uri: str) -> bool:
     """Test step: the new model may go out only if its eval RMSE is at most the deployed
@@ -231,10 +275,11 @@ def babyweight_pipeline():
     t1 = query_training_data()
     t2 = export_to_storage(t1)
     t3 = train_model(t2)
+    safe = safeness_gate(t3)
     gate = release_gate(t3, t2)
     t4 = deploy_model(t3)
-    # already implied by the data passed along, but for gate >> t4; written out as the course does
-    t1 >> t2 >> t3 >> gate >> t4
+    # already implied by the data passed along, but for the gates; written out as the course does
+    t1 >> t2 >> t3 >> safe >> gate >> t4
 
 
 pipeline = babyweight_pipeline()

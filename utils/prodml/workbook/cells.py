@@ -21,14 +21,9 @@ MAX_LINES = 40
 MAX_MEDIAN = 15
 _PROGRAM_LINES = 5  # a string this long that parses as Python with a def, a class or an import
 
-#: KNOWN EXCEPTIONS, emptied at merge as the notebooks are shortened (issue 22, item 6): the
-#: notebooks whose cells are not yet short, reported by ``prodml release --check`` but not
-#: refused. Repository paths.
-NOT_YET_SHORT: frozenset[str] = frozenset(
-    {
-        "notebooks/01_architecting_production_ml_systems.ipynb",
-    }
-)
+#: KNOWN EXCEPTIONS (issue 22, item 6): the notebooks whose cells are not yet short, reported by
+#: ``prodml release --check`` but not refused. Repository paths. Empty: every notebook passes.
+NOT_YET_SHORT: frozenset[str] = frozenset()
 
 
 def programs_in_strings(source: str) -> list[int]:
