@@ -18,7 +18,6 @@ import shutil
 import socket
 import subprocess
 import sys
-import textwrap
 import time
 import uuid
 from pathlib import Path
@@ -26,54 +25,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import requests
-from prodml.workbook import notebooks
+from lab_cells import REPO, answer, cell, check, outcome, run
 
-REPO = Path(__file__).resolve().parents[1]
 SERVING = ("babyweight_serving", "01_babyweight_serving.ipynb")
-
-
-# -- reading and editing the lab ---------------------------------------------------------------
-
-
-def cell(kind: str, lab: tuple[str, str], cell_id: str) -> str:
-    """A code cell's source from ``solutions`` or ``labs`` (the learner's copy), magics dropped."""
-    nb = notebooks.read(REPO / kind / lab[0] / lab[1])
-    found = next(c for c in nb.cells if c.get("id") == cell_id)
-    return "\n".join(line for line in found.source.splitlines() if not line.startswith("%"))
-
-
-def check(lab: tuple[str, str], cell_id: str) -> str:
-    """The visible check: the test cell as the learner's copy has it."""
-    source = cell("labs", lab, cell_id)
-    assert "HIDDEN" not in source, source
-    return source
-
-
-def answer(text: str, todo: int, wrong: str) -> str:
-    """``text`` (a cell or a file) with TODO ``todo``'s solution region replaced by ``wrong``."""
-    lines = text.splitlines()
-    start = next(
-        i for i, line in enumerate(lines) if re.match(rf"\s*(#|<!--)\s*TODO {todo}:", line)
-    )
-    begin = next(i for i in range(start, len(lines)) if "BEGIN SOLUTION" in lines[i])
-    end = next(i for i in range(begin, len(lines)) if "END SOLUTION" in lines[i])
-    indent = re.match(r"\s*", lines[begin]).group(0)
-    body = textwrap.indent(textwrap.dedent(wrong).strip("\n"), indent).splitlines()
-    return "\n".join([*lines[:begin], *body, *lines[end + 1 :]]) + "\n"
-
-
-def run(source: str, namespace: dict, name: str = "cell") -> None:
-    exec(compile(source, name, "exec"), namespace)
-
-
-def outcome(sources: list[tuple[str, str]], namespace: dict) -> BaseException | None:
-    """Run (name, source) pairs in order; the first exception, or None when all pass."""
-    try:
-        for name, source in sources:
-            run(source, namespace, name)
-    except Exception as error:  # noqa: BLE001 - the outcome is what the test inspects
-        return error
-    return None
 
 
 def fails_its_check(error: BaseException | None, *, in_check: bool = True) -> None:
