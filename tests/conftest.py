@@ -118,3 +118,16 @@ def babyweight_export(tmp_path_factory) -> str:
 
     out = tmp_path_factory.mktemp("babyweight")
     return str(task.train_and_export(out, smoke=True, verbose=0)["export_path"])
+
+
+@pytest.fixture(scope="session")
+def ipython_shell():
+    """IPython's global test shell with ``%load_ext prodml.warehouse`` (``%%bigquery``). One per
+    process: ``start_ipython`` answers None after its first call, so every test shares this."""
+    from IPython import get_ipython
+    from IPython.testing.globalipapp import start_ipython
+
+    start_ipython()
+    shell = get_ipython()
+    shell.run_line_magic("load_ext", "prodml.warehouse")
+    return shell

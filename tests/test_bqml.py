@@ -692,17 +692,15 @@ def test_3a_through_query_and_wait(client):
     assert 0.05 < by_wait.r2_score < 0.9
 
 
-def test_3a_through_the_bigquery_cell_magic(client, monkeypatch):
+def test_3a_through_the_bigquery_cell_magic(client, monkeypatch, ipython_shell):
     """bigquery-magics' own ``%%bigquery`` (``%load_ext prodml.warehouse``) on the run folder's
     service: CREATE MODEL, then ML.EVALUATE into a DataFrame."""
-    from IPython.testing.globalipapp import start_ipython
     from prodml import config
 
     evaluate = EVALUATE_BASELINE.replace("baseline_model", "baseline_magic")
     monkeypatch.setenv("PRODML_RUN_DIR", str(client.warehouse_file.parent))
     config.reset()
-    shell = start_ipython()
-    shell.run_line_magic("load_ext", "prodml.warehouse")
+    shell = ipython_shell
     try:
         for cell in (
             f"%%bigquery\n{BASELINE.replace('baseline_model', 'baseline_magic')}",

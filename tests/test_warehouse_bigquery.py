@@ -442,11 +442,8 @@ def test_csv_quoted_newlines_report_the_line_a_bad_record_starts_on(client, tmp_
 
 
 @pytest.fixture
-def ipython(client):
-    from IPython.testing.globalipapp import start_ipython
-
-    shell = start_ipython()
-    shell.run_line_magic("load_ext", "prodml.warehouse")
+def ipython(client, ipython_shell):
+    shell = ipython_shell
     yield shell
     for name in ("df", "params", "sql"):
         shell.user_ns.pop(name, None)
