@@ -244,6 +244,17 @@ def _probe(kernel_venv, *args: str) -> subprocess.CompletedProcess:
     )
 
 
+def _kernel_has_colabprobe_1(kernel_venv) -> None:
+    """Put colabprobe 1.0 back in the kernel's environment: the tests sharing the module's
+    venv replace it by 2.0, in whatever order they run."""
+    subprocess.run(
+        [kernel_venv.python, "-m", "pip", "install", "-q", "--no-index", "--find-links"]
+        + [str(kernel_venv.wheels), "colabprobe==1.0"],
+        check=True,
+        env=kernel_venv.env,
+    )
+
+
 def _version(python: str, module: str, env: dict) -> str:
     done = subprocess.run(
         [python, "-c", f"import {module}; print({module}.__version__)"],
@@ -256,6 +267,7 @@ def _version(python: str, module: str, env: dict) -> str:
 
 
 def test_separate_environment_sees_the_kernels_packages_behind_its_own(kernel_venv):
+    _kernel_has_colabprobe_1(kernel_venv)
     checkout = kernel_venv.folder / "checkout"
     checkout.mkdir()
     done = _probe(kernel_venv, "separate", str(checkout))
@@ -276,13 +288,8 @@ def test_separate_environment_sees_the_kernels_packages_behind_its_own(kernel_ve
 def test_restart_only_when_an_imported_package_was_replaced(kernel_venv):
     """pip replaces colabprobe 1.0 by 2.0: the new one imports in the same process, unless the
     process had imported the old one; then (and only then) the install asks for a restart."""
-    reinstall = ["-m", "pip", "install", "-q", "--no-index", "--find-links"]
     for mode in ("fresh", "imported"):
-        subprocess.run(
-            [kernel_venv.python, *reinstall, str(kernel_venv.wheels), "colabprobe==1.0"],
-            check=True,
-            env=kernel_venv.env,
-        )
+        _kernel_has_colabprobe_1(kernel_venv)
         done = _probe(kernel_venv, mode)
         result = json.loads(next(x for x in done.stdout.splitlines() if x.startswith("{")))
         assert result["replaced"] == {"colabprobe": ["1.0", "2.0"]}
