@@ -10,6 +10,7 @@ import shutil
 import xml.etree.ElementTree as ET
 
 import nbformat
+from executed_cells import ran as _ran
 from fixtures.tinylab import NOTEBOOK, edit_cell, make_lab
 from prodml import grading
 from prodml.grading import blame, cli, merge
@@ -366,19 +367,6 @@ def test_the_workflow_templates_are_valid_and_call_real_commands():
     reporter = steps["Publish the points to GitHub Classroom"]
     assert reporter["uses"].startswith("classroom-resources/autograding-grading-reporter@")
     assert reporter["with"]["runners"] == "prodml" and "PRODML_RESULTS" in reporter["env"]
-
-
-def _ran(source, error=None, cell_id=None, test=False):
-    """A code cell as nbclient leaves it: executed, with an error output when it raised."""
-    cell = nbformat.v4.new_code_cell(source)
-    cell.id = cell_id or f"c{abs(hash(source)) % 10**8}"
-    cell.execution_count = 1
-    if error:
-        name, value = error.split(": ", 1)
-        cell.outputs = [nbformat.v4.new_output("error", ename=name, evalue=value, traceback=[])]
-    if test:
-        cell.metadata["tags"] = ["test"]
-    return cell
 
 
 def test_a_stub_is_blamed_for_the_names_its_solution_defines():

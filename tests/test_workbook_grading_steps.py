@@ -11,6 +11,7 @@ import xml.etree.ElementTree as ET
 
 import nbformat
 import pytest
+from executed_cells import ran as _ran
 from fixtures.tinylab import NOTEBOOK, SOLUTIONS
 from prodml import grading
 from prodml.grading import blame, execute, gradebook, merge
@@ -98,18 +99,6 @@ def test_prepare_injects_smoke_after_the_parameters_cell():
 
 
 # --- blame -----------------------------------------------------------------------------------
-
-
-def _ran(source, error=None, cell_id=None, test=False):
-    cell = nbformat.v4.new_code_cell(source)
-    cell.id = cell_id or source[:8]
-    cell.execution_count = 1
-    if error:
-        name, value = error.split(": ", 1)
-        cell.outputs = [nbformat.v4.new_output("error", ename=name, evalue=value, traceback=[])]
-    if test:
-        cell.metadata["tags"] = ["test"]
-    return cell
 
 
 def test_blame_follows_names_from_a_failed_cell_to_the_checks_reading_them():
