@@ -122,6 +122,21 @@ def test_numbers_with_a_point_are_float64_as_on_bigquery(client):
     assert [tuple(r.values()) for r in rows] == [(2.5, 1000.0, 7, 5.0)]
 
 
+def test_a_sum_of_integers_is_int64_and_overflows_as_on_bigquery(client):
+    """DuckDB sums integers into HUGEINT (which would reach the client as NUMERIC, Decimal
+    objects in pandas); BigQuery's SUM of INT64 is INT64, and a sum beyond it is an error."""
+    few = client.query("SELECT SUM(x) AS s, SUM(x) AS t FROM UNNEST([1, 2, 3]) AS x").result()
+    assert [f.field_type for f in few.schema] == ["INTEGER", "INTEGER"]
+    assert [tuple(r.values()) for r in few] == [(6, 6)]
+    many = client.query(  # more rows than come back as Python values: the Arrow path
+        "SELECT MOD(x, 500) AS k, SUM(x) AS s FROM UNNEST(GENERATE_ARRAY(1, 2000)) AS x "
+        "GROUP BY k ORDER BY k"
+    ).to_dataframe()
+    assert str(many["s"].dtype) == "Int64" and int(many["s"].sum()) == 2000 * 2001 // 2
+    with pytest.raises(exceptions.BadRequest, match="Int64 overflow"):
+        client.query("SELECT SUM(x) AS s FROM UNNEST([9223372036854775807, 1]) AS x").result()
+
+
 def test_functions_follow_bigquery(client):
     row = one(
         client,

@@ -22,6 +22,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from prodml.warehouse.errors import InvalidQuery
 from prodml.warehouse.types import field_from_arrow
 
 __all__ = ["PAGE_BYTES", "SMALL", "Rows", "encode_rows", "page", "fetch"]
@@ -154,7 +155,7 @@ def encode_rows(table: pa.Table, fields: list[dict] | None = None) -> bytes:
 # DuckDB's scalar types (DuckDBPyType.id) -> BigQuery's, for results fetched as Python values
 _DUCKDB_TYPES = {
     **dict.fromkeys(["tinyint", "smallint", "integer", "bigint", "utinyint", "usmallint",
-                     "uinteger", "null"], "INTEGER"),
+                     "uinteger", "null", "hugeint"], "INTEGER"),
     **dict.fromkeys(["float", "double"], "FLOAT"),
     "boolean": "BOOLEAN", "varchar": "STRING", "decimal": "NUMERIC", "date": "DATE",
     "time": "TIME", "timestamp": "DATETIME", "timestamp with time zone": "TIMESTAMP",
@@ -217,17 +218,45 @@ def page(table, start: int, max_results: int | None, fields: list[dict] | None =
     return body, (end if end < table.num_rows else None)
 
 
+_INT64 = (-(2**63), 2**63 - 1)
+
+
+def _overflow(name: str) -> InvalidQuery:
+    return InvalidQuery(f"Int64 overflow: a value of {name} does not fit in INT64")
+
+
+def _as_int64(table: pa.Table, wide: list[int]) -> pa.Table:
+    """DuckDB's HUGEINT columns (its SUM of integers; Arrow's decimal128(38, 0)) as INT64,
+    BigQuery's type for them; a value beyond INT64 is BigQuery's overflow error."""
+    for i in wide:
+        name = table.schema.field(i).name
+        try:
+            column = table.column(i).cast(pa.int64())
+        except pa.ArrowInvalid:
+            raise _overflow(name) from None
+        table = table.set_column(i, pa.field(name, pa.int64()), column)
+    return table
+
+
 def fetch(cur, small: bool = True) -> pa.Table | Rows:
     """The result of the statement ``cur`` ran: a few rows of plain scalars as :class:`Rows`
     (unless ``small`` is False: for a caller that needs DuckDB's exact types, the BigQuery ML
-    engine), anything else as an Arrow table."""
+    engine), anything else as an Arrow table. HUGEINT (DuckDB's SUM of integers) comes back as
+    INT64, as BigQuery types a SUM of INT64."""
     # DuckDB 2 names it to_arrow_table; 1.x (Colab's) fetch_arrow_table
     arrow = getattr(cur, "to_arrow_table", None) or cur.fetch_arrow_table
-    fields = Rows.fields_of(cur.description or []) if small else None
+    description = cur.description or []
+    wide = [
+        i for i, (_, kind, *_) in enumerate(description) if getattr(kind, "id", None) == "hugeint"
+    ]
+    fields = Rows.fields_of(description) if small else None
     if fields is None:
-        return arrow()
+        return _as_int64(arrow(), wide)
     first = cur.fetchmany(SMALL + 1)
+    for i in wide:
+        if any(r[i] is not None and not _INT64[0] <= r[i] <= _INT64[1] for r in first):
+            raise _overflow(description[i][0])
     if len(first) <= SMALL:
         return Rows(fields, first)
-    rest = arrow()
+    rest = _as_int64(arrow(), wide)
     return pa.concat_tables([Rows(fields, first).to_arrow(rest.schema), rest])
