@@ -3,7 +3,9 @@
 The service process (:mod:`~prodml.warehouse.server`) holds one :class:`Warehouse`. Requests run
 on worker threads, each with its own cursor of the one connection, so reads run side by side;
 writes (DML, DDL, loads, streaming inserts, public tables being generated) take turns on a lock,
-one at a time, each statement its own transaction. Nothing here is HTTP: the REST layer
+one at a time, each statement its own transaction. Every write turn, when it ends, moves
+:attr:`Warehouse.generation` on: an answer computed at one generation is still the answer while
+the generation stands (BigQuery's query cache, :mod:`~prodml.warehouse.cache`, keys on it). Nothing here is HTTP: the REST layer
 (:mod:`~prodml.warehouse.rest`) turns requests into these calls.
 
 BigQuery ML: statements that are BigQuery ML (``CREATE [OR REPLACE] MODEL``, ``DROP MODEL``,
@@ -92,6 +94,7 @@ class QueryResult:
     statement_type: str
     affected: int | None = None
     ddl_target: TableName | None = None
+    cacheable: bool = False  # one statement whose answer BigQuery would cache
 
     @property
     def table(self) -> pa.Table | None:
@@ -123,6 +126,8 @@ class Warehouse:
         self._setup(self.con)
         register_functions(self.con)
         self._write = threading.RLock()
+        #: moved on when each write turn ends (committed or not): the data's version
+        self.generation = 0
         self._local = threading.local()
         self._ml_name, self._ml, self._ml_resolved = ml_engine, None, False
 
@@ -140,9 +145,19 @@ class Warehouse:
         return cur
 
     @contextlib.contextmanager
+    def _turn(self):
+        """The write turn; the generation moves on when it ends (after the commit: an answer
+        read before the move is filed under the old generation, never the new)."""
+        with self._write:
+            try:
+                yield
+            finally:
+                self.generation += 1
+
+    @contextlib.contextmanager
     def writing(self):
         """This thread's cursor, holding the write turn."""
-        with self._write:
+        with self._turn():
             yield self.cursor()
 
     def close(self) -> None:
@@ -176,7 +191,7 @@ class Warehouse:
         self.public.ensure(self, self._public_reads(statements))
         params = params or QueryParameters()
         writing = any(_writes(st) for st in statements)
-        turn = self._write if writing and cursor is None else contextlib.nullcontext()
+        turn = self._turn() if writing and cursor is None else contextlib.nullcontext()
         with turn:
             cur = cursor or self.cursor()
             result = QueryResult(None, "SCRIPT")
@@ -184,6 +199,8 @@ class Warehouse:
                 result = self._statement(cur, st, params, project, dataset, arrow)
         if len(statements) > 1:
             result.statement_type = "SCRIPT"
+        else:
+            result.cacheable = statements[0].cacheable
         return result
 
     def _public_reads(self, statements) -> list[TableName]:

@@ -104,7 +104,7 @@ class Job:
             "jobReference": self.reference,
             "jobComplete": True,
             "totalBytesProcessed": "0",
-            "cacheHit": False,
+            "cacheHit": bool(self.statistics.get("cacheHit")),
         }
         if "numDmlAffectedRows" in self.statistics:
             response["numDmlAffectedRows"] = self.statistics["numDmlAffectedRows"]

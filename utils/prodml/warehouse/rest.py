@@ -37,10 +37,11 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from prodml.warehouse import extract, load_jobs, models, queries, streaming, tables
+from prodml.warehouse.cache import QueryCache
 from prodml.warehouse.encoding import Rows
 from prodml.warehouse.engine import Warehouse
 from prodml.warehouse.errors import BigQueryError, Invalid, NotImplementedHere, error_body
-from prodml.warehouse.jobs import Job, JobStore
+from prodml.warehouse.jobs import RESULTS_BYTES, Job, JobStore
 from prodml.warehouse.names import TableName, canonical_project
 from prodml.warehouse.uploads import Resumable, split_multipart
 
@@ -143,7 +144,9 @@ def _name(params: dict) -> TableName:
 # -- jobs ------------------------------------------------------------------------------------------
 
 _RUNNERS = {
-    "query": lambda state, job, data: queries.run_query_job(state.warehouse, state.jobs, job),
+    "query": lambda state, job, data: queries.run_query_job(
+        state.warehouse, state.jobs, job, state.cache
+    ),
     "load": lambda state, job, data: load_jobs.run_load_job(state.warehouse, job, data),
     "extract": lambda state, job, data: extract.run_extract_job(state.warehouse, job),
     "copy": lambda state, job, data: tables.run_copy_job(state.warehouse, job),
@@ -175,9 +178,14 @@ def _run_job(state, project: str, resource: dict, data: bytes | None = None) -> 
     return job
 
 
-@endpoint
-def insert_job(state, params, query, raw, request):
-    return _json(_run_job(state, params["project"], _body(raw)).resource())
+async def insert_job(request: Request) -> Response:
+    """jobs.insert: the job runs on a worker thread, unless it is a query whose answer is in
+    the query cache (answered here, as jobs.query is)."""
+    state, project = request.app.state, canonical_project(request.path_params["project"])
+    resource = _body(await request.body())
+    job = queries.cached_job(state.warehouse, state.jobs, state.cache, project, resource)
+    job = job or await run_in_threadpool(_run_job, state, project, resource)
+    return _json(job.resource())
 
 
 @endpoint
@@ -205,15 +213,20 @@ def _start(query) -> int:
 INLINE_ROWS = 2000  # a page this small is encoded on the event loop, without a thread hop
 
 
+async def _page(job: Job, start: int, most: int | None) -> tuple[dict, bytes | None]:
+    """A page of a job's results (encoded on a worker thread when it is large)."""
+    if job.rows is None or most == 0 or job.rows.num_rows - start <= INLINE_ROWS:
+        return job.results(start, most)
+    return await run_in_threadpool(job.results, start, most)
+
+
 async def query_results(request: Request) -> Response:
     state, query = request.app.state, request.query_params
     start, most = _start(query), _int(query.get("maxResults"), "maxResults")
     job = state.jobs.get(
         canonical_project(request.path_params["project"]), request.path_params["job"]
     )
-    if job.rows is None or most == 0 or job.rows.num_rows - start <= INLINE_ROWS:
-        return _with_rows(*job.results(start, most))
-    return _with_rows(*await run_in_threadpool(job.results, start, most))
+    return _with_rows(*await _page(job, start, most))
 
 
 async def get_job(request: Request) -> Response:
@@ -221,17 +234,20 @@ async def get_job(request: Request) -> Response:
     return _json(state.jobs.get(canonical_project(params["project"]), params["job"]).resource())
 
 
-@endpoint
-def jobs_query(state, params, query, raw, request):
-    body = _body(raw)
+async def jobs_query(request: Request) -> Response:
+    """jobs.query: the job runs on a worker thread, unless its answer is in the query cache
+    (then it is answered here, on the event loop: no SQL runs, and no thread is woken)."""
+    state, project = request.app.state, canonical_project(request.path_params["project"])
+    body = _body(await request.body())
     most = _int(str(body["maxResults"]) if "maxResults" in body else None, "maxResults")
     resource = {"configuration": queries.query_request_configuration(body)}
     job = None
     if body.get("requestId"):  # a retried request gets the answer of the first, as on BigQuery
         resource["jobReference"] = {"jobId": f"job_{body['requestId']}"}
-        job = state.jobs.find(params["project"], resource["jobReference"]["jobId"])
-    job = job or _run_job(state, params["project"], resource)
-    response, rows = job.results(0, most)
+        job = state.jobs.find(project, resource["jobReference"]["jobId"])
+    job = job or queries.cached_job(state.warehouse, state.jobs, state.cache, project, resource)
+    job = job or await run_in_threadpool(_run_job, state, project, resource)
+    response, rows = await _page(job, 0, most)
     response.update(kind="bigquery#queryResponse", queryId=job.job_id)
     if job.statistics.get("statementType"):
         response["statementType"] = job.statistics["statementType"]
@@ -454,4 +470,5 @@ def create_app(warehouse: Warehouse, project: str = "local-project", lifespan=No
     )
     app.state.warehouse, app.state.project = warehouse, project
     app.state.jobs, app.state.uploads = JobStore(), Resumable()
+    app.state.cache = QueryCache(RESULTS_BYTES // 4)
     return app

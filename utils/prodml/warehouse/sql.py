@@ -42,7 +42,16 @@ from prodml.warehouse.functions import UDFS
 from prodml.warehouse.names import TableName, canonical_project
 from prodml.warehouse.rewrites import rewrite_node
 
-__all__ = ["Statement", "Context", "PASSES", "translate", "translate_tree", "position"]
+__all__ = [
+    "NONDETERMINISTIC",
+    "Statement",
+    "Context",
+    "PASSES",
+    "deterministic",
+    "translate",
+    "translate_tree",
+    "position",
+]
 
 
 @dataclass
@@ -59,11 +68,24 @@ class Statement:
     positional: int = 0  # count of ? parameters
     catalog: list[CatalogView] = field(default_factory=list)  # INFORMATION_SCHEMA views used
     tree: exp.Expression | None = None  # BigQuery ML statements: the parsed statement
+    deterministic: bool = True  # no function whose answer depends on when it runs
 
     @property
     def is_query(self) -> bool:
         """Whether the statement returns rows."""
         return self.statement_type == "SELECT"
+
+    @functools.cached_property
+    def cacheable(self) -> bool:
+        """Whether BigQuery would cache this statement's answer: a query, not BigQuery ML,
+        deterministic, reading neither INFORMATION_SCHEMA nor a wildcard table."""
+        return (
+            self.is_query
+            and not self.is_ml
+            and self.deterministic
+            and not self.catalog
+            and not any(name.table.endswith("*") for name in self.reads)
+        )
 
     @property
     def is_ml(self) -> bool:
@@ -275,8 +297,28 @@ def statement_type(tree: exp.Expression) -> str:
     return next((name for cls, name in _TYPES if isinstance(tree, cls)), "SCRIPT")
 
 
+#: BigQuery's functions whose answer depends on when (or by whom) a query runs, as sqlglot
+#: names them (GENERATE_UUID is UUID): a query calling one is never answered from the cache
+NONDETERMINISTIC = frozenset(
+    {"CURRENT_DATE", "CURRENT_DATETIME", "CURRENT_TIME", "CURRENT_TIMESTAMP", "RAND", "UUID",
+     "SESSION_USER"}
+)  # fmt: skip
+
+
+def deterministic(tree: exp.Expression) -> bool:
+    """Whether a statement's answer depends only on the data (no NONDETERMINISTIC function,
+    no TABLESAMPLE)."""
+    if any(True for _ in tree.find_all(exp.TableSample)):
+        return False
+    return not any(
+        (f.name if isinstance(f, exp.Anonymous) else f.sql_name()).upper() in NONDETERMINISTIC
+        for f in tree.find_all(exp.Func)
+    )
+
+
 def translate_tree(tree: exp.Expression, sql: str, ctx: Context) -> Statement:
     """Run the passes over one parsed statement and write it as DuckDB SQL."""
+    stable = deterministic(tree)
     for _name, run in PASSES:
         tree = run(tree, ctx)
     try:
@@ -293,6 +335,7 @@ def translate_tree(tree: exp.Expression, sql: str, ctx: Context) -> Statement:
         parameters=ctx.parameters,
         positional=ctx.positional,
         catalog=ctx.catalog,
+        deterministic=stable,
     )
 
 
