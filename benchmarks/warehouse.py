@@ -12,15 +12,18 @@
    ``google.cloud.bigquery.Client`` from 1 and from 4 client processes at once, each
    process one client, with both of the client's ways to run a query: ``query(sql).result()``
    (jobs.insert, then jobs.getQueryResults twice: three HTTP requests) and
-   ``query_and_wait(sql)`` (jobs.query: one). Rounds alternate floor and service; medians are
-   printed.
+   ``query_and_wait(sql)`` (jobs.query: one), with BigQuery's query cache on (its default: a
+   repeated query over unchanged tables is answered from the cache, ``cacheHit``) and off
+   (``use_query_cache=False``: DuckDB runs every query). Rounds alternate floor and service;
+   medians are printed.
 3. Mixed reads and writes from 1 and 4 client processes (one INSERT for every three reads):
    failed queries (expected 0) and acknowledged inserts against the rows that landed.
 4. 10,000 rows streamed with ``insert_rows_json`` in batches of 500: every row lands.
 
-Ends with ``service/duckdb: R`` (one client's ``query().result()`` rate over DuckDB's) and
-``clients4/clients1: R`` (four clients' total over one's, ``query().result()``). The machine's
-load moves every figure; the ratios are measured within one run.
+Ends with the same two ratios with the cache off, then ``service/duckdb: R`` (one client's
+``query_and_wait`` rate over DuckDB's) and ``clients4/clients1: R`` (four clients' total over
+one's), both with BigQuery's default, the cache on. The machine's load moves every figure; the
+ratios are measured within one run.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ import duckdb
 import farmhash
 import numpy as np
 import pandas as pd
+from google.cloud import bigquery
 from prodml import config, warehouse
 from prodml.datasets import natality
 
@@ -49,6 +53,7 @@ WHERE year > 2000 AND weight_pounds > 0 AND mother_age > 0 AND plurality > 0
 GROUP BY split ORDER BY split
 """
 SIMPLE = "SELECT COUNT(*) AS n FROM `bigquery-public-data.samples.natality`"
+NO_CACHE = bigquery.QueryJobConfig(use_query_cache=False)
 READS = [
     "SELECT COUNT(*) AS n FROM bench.events",
     "SELECT year, AVG(weight_pounds) AS w FROM `bigquery-public-data.samples.natality` "
@@ -84,12 +89,12 @@ def best_of(repeat: int, fn):
 
 
 def _one(client, kind: str, ident: int, i: int) -> None:
-    from google.cloud import bigquery
-
     if kind == "result":
         list(client.query(SIMPLE).result())
     elif kind == "query_and_wait":
         list(client.query_and_wait(SIMPLE))
+    elif kind == "no_cache":  # the same, with BigQuery's query cache off: DuckDB runs each one
+        list(client.query_and_wait(SIMPLE, job_config=NO_CACHE))
     elif i % 4 == 0:  # mixed: one insert for every three reads
         params = [bigquery.ScalarQueryParameter("c", "INT64", ident),
                   bigquery.ScalarQueryParameter("i", "INT64", i)]  # fmt: skip
@@ -201,19 +206,21 @@ def split_query(client, df: pd.DataFrame, repeat: int) -> None:
 
 
 def simple_queries(floor_con, seconds: float, rounds: int) -> dict:
-    runs: dict[str, list] = {k: [] for k in ("duckdb", "result1", "result4", "wait1", "wait4")}
+    kinds = {"result": "result", "wait": "query_and_wait", "nocache": "no_cache"}
+    runs: dict[str, list] = {"duckdb": [], **{f"{k}{n}": [] for k in kinds for n in (1, 4)}}
     for _ in range(rounds):
         runs["duckdb"].append(duckdb_rate(floor_con, seconds))
-        runs["result1"].append(clients(1, "result", seconds))
-        runs["wait1"].append(clients(1, "query_and_wait", seconds))
-        runs["result4"].append(clients(4, "result", seconds))
-        runs["wait4"].append(clients(4, "query_and_wait", seconds))
+        for key, kind in kinds.items():
+            for n in (1, 4):
+                runs[f"{key}{n}"].append(clients(n, kind, seconds))
     med = {k: statistics.median(r["rate"] for r in v) for k, v in runs.items() if k != "duckdb"}
     med["duckdb"] = statistics.median(r for r, _ in runs["duckdb"])
     floor_cpu = statistics.median(c for _, c in runs["duckdb"])
     print(f"DuckDB, one open connection: {med['duckdb']:,.0f} queries/s, {floor_cpu:.2f} ms CPU a query "
           f"(rounds {[round(r) for r, _ in runs['duckdb']]})")  # fmt: skip
-    for key, label in (("result", "query(sql).result()"), ("wait", "query_and_wait(sql)")):
+    labels = {"result": "query(sql).result()", "wait": "query_and_wait(sql)",
+              "nocache": "query_and_wait(sql), cache off"}  # fmt: skip
+    for key, label in labels.items():
         one, four = med[f"{key}1"], med[f"{key}4"]
         client_ms = statistics.median(r["client_ms"] for r in runs[f"{key}1"])
         service_ms = statistics.median(r["service_ms"] for r in runs[f"{key}1"])
@@ -237,8 +244,6 @@ def mixed(client, seconds: float) -> None:
 
 
 def streaming(client) -> None:
-    from google.cloud import bigquery
-
     table = "bench.stream"
     client.delete_table(table, not_found_ok=True)
     schema = [bigquery.SchemaField("i", "INTEGER"), bigquery.SchemaField("s", "STRING")]
@@ -293,8 +298,11 @@ def main() -> None:
     med = simple_queries(floor, args.seconds, args.rounds)
     mixed(client, args.seconds)
     streaming(client)
-    print("(the two ratios below: query_and_wait(sql), the client's one-request call for rows;")
-    print(" query(sql).result() takes three requests: its figures are above)")
+    print("(the ratios below: query_and_wait(sql), the client's one-request call for rows;")
+    print(" query(sql).result() takes three requests: its figures are above. The last two with")
+    print(" BigQuery's default, the query cache on; the two before them with it off)")
+    print(f"service/duckdb, cache off: {med['nocache1'] / med['duckdb']:.2f}")
+    print(f"clients4/clients1, cache off: {med['nocache4'] / med['nocache1']:.2f}")
     print(f"service/duckdb: {med['wait1'] / med['duckdb']:.2f}")
     print(f"clients4/clients1: {med['wait4'] / med['wait1']:.2f}")
 
