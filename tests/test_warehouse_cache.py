@@ -17,25 +17,18 @@ from google.cloud import bigquery
 from prodml import warehouse
 from prodml.warehouse import sql
 from prodml.warehouse.cache import QueryCache
-from warehouse_support import clean_client, shared_run
+from warehouse_support import dataset_fixtures
 
 COUNT = "SELECT COUNT(*) AS n, SUM(x) AS s FROM cache.t"
 
 
-@pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    yield from shared_run(tmp_path_factory, "cache")
+SETUP = (
+    "CREATE OR REPLACE TABLE cache.t (x INT64)",
+    "INSERT INTO cache.t (x) VALUES (1), (2), (3)",
+)
 
 
-@pytest.fixture
-def client(run, monkeypatch):
-    clients = clean_client(run, monkeypatch)
-    client = next(clients)
-    client.create_dataset("cache", exists_ok=True)
-    client.query("CREATE OR REPLACE TABLE cache.t (x INT64)").result()
-    client.query("INSERT INTO cache.t (x) VALUES (1), (2), (3)").result()
-    yield client
-    yield from clients
+run, client = dataset_fixtures("cache", SETUP)
 
 
 def _run(client, text: str, **config) -> tuple[bool, list[tuple]]:

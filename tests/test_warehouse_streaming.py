@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from google.api_core import exceptions
 from google.cloud import bigquery
-from warehouse_support import clean_client, shared_run
+from warehouse_support import dataset_fixtures
 
 SCHEMA = [
     bigquery.SchemaField("hospital", "STRING", mode="REQUIRED"),
@@ -23,22 +23,13 @@ ROWS = [
 ]
 
 
-@pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    yield from shared_run(tmp_path_factory, "stream")
+SETUP = (
+    "CREATE TABLE stream.births (hospital STRING NOT NULL, births INT64, "
+    "mean_weight FLOAT64, is_male BOOL)",
+)
 
 
-@pytest.fixture
-def client(run, monkeypatch):
-    clients = clean_client(run, monkeypatch)
-    client = next(clients)
-    client.create_dataset("stream", exists_ok=True)
-    client.query(
-        "CREATE TABLE stream.births (hospital STRING NOT NULL, births INT64, "
-        "mean_weight FLOAT64, is_male BOOL)"
-    ).result()
-    yield client
-    next(clients, None)
+run, client = dataset_fixtures("stream", SETUP)
 
 
 def table_rows(client) -> list[tuple]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 
+import pytest
 from prodml import config, warehouse
 
 
@@ -30,14 +31,19 @@ def _datasets(client) -> set[str]:
     return names
 
 
-def clean_client(run, monkeypatch):
-    """``warehouse.client()`` on the shared run folder; datasets the test made are dropped."""
+def clean_client(run, monkeypatch, dataset: str | None = None, statements: tuple[str, ...] = ()):
+    """``warehouse.client()`` on the shared run folder; datasets the test made are dropped.
+    ``dataset`` is created for the test and ``statements`` (SQL) run in it first."""
     monkeypatch.setenv("PRODML_RUN_DIR", str(run))
     for var in ("PRODML_WAREHOUSE", "GOOGLE_CLOUD_PROJECT"):
         monkeypatch.delenv(var, raising=False)
     config.reset()
     client = warehouse.client()
     before = _datasets(client)
+    if dataset is not None:
+        client.create_dataset(dataset, exists_ok=True)
+    for statement in statements:
+        client.query(statement).result()
     yield client
     config.reset()
     monkeypatch.setenv("PRODML_RUN_DIR", str(run))
@@ -70,3 +76,21 @@ def slow_small_table():
 
     time.sleep(1.0)  # a slow generator widens the race
     return pd.DataFrame({"i": range(100)})
+
+
+def dataset_fixtures(name: str, setup: tuple[str, ...] = ()):
+    """A module's ``run`` (one service for the module) and ``client`` fixtures, the client's
+    tests each starting with dataset ``name`` made by the SQL statements ``setup``::
+
+        run, client = dataset_fixtures("stream", ("CREATE TABLE stream.t (x INT64)",))
+    """
+
+    @pytest.fixture(scope="module")
+    def run(tmp_path_factory):
+        yield from shared_run(tmp_path_factory, name)
+
+    @pytest.fixture
+    def client(run, monkeypatch):
+        yield from clean_client(run, monkeypatch, name, setup)
+
+    return run, client
