@@ -144,3 +144,53 @@ def test_importing_record_does_not_import_papermill():
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"
+
+
+def test_run_stops_the_services_its_notebooks_left(tmp_path, run_dir, capsys):
+    """A notebook starts the run folder's warehouse service (it outlives the kernel on purpose);
+    ``prodml run`` stops it when the run is done, through the entry point the warehouse
+    registers (the tooling imports no warehouse)."""
+    import os
+
+    nb = nbformat.v4.new_notebook()
+    nb.metadata = {"kernelspec": {"name": "python3", "display_name": "Python 3"}}
+    nb.cells = [
+        nbformat.v4.new_code_cell(
+            "import json, os, pathlib\n"
+            "from prodml import warehouse\n"
+            "assert warehouse.client().query('SELECT 1 AS x').result().total_rows == 1\n"
+            "run = pathlib.Path(os.environ['PRODML_RUN_DIR'])\n"
+            "pid = json.loads((run / 'warehouse.json').read_text())['pid']\n"
+            "(run / 'service.pid').write_text(str(pid))"
+        )
+    ]
+    notebooks.write(nb, tmp_path / "notebooks" / "00_warehouse.ipynb")
+    out = tmp_path / "out"
+    assert run.main(_args([tmp_path / "notebooks"], out)) == 0
+    assert "stopped the run folder's warehouse service" in capsys.readouterr().out
+    assert not (out / "warehouse.json").exists()
+    pid = int((out / "service.pid").read_text())
+    with pytest.raises(ProcessLookupError):  # gone, not left to stop itself when idle
+        os.kill(pid, 0)
+    assert "prodml warehouse: stopped" in (out / "logs" / "warehouse.log").read_text()
+
+
+def test_a_service_that_cannot_be_stopped_is_named_and_the_others_still_stop(
+    tmp_path, monkeypatch, capsys
+):
+    from importlib import metadata
+
+    from prodml.workbook import services
+
+    called = []
+    entries = [
+        metadata.EntryPoint("broken", "math:sqrt", services.GROUP),  # sqrt(Path): TypeError
+        metadata.EntryPoint("fine", "operator:truth", services.GROUP),
+        metadata.EntryPoint("idle", "operator:not_", services.GROUP),  # nothing was running
+    ]
+    monkeypatch.setattr(
+        services.metadata, "entry_points", lambda group: called.append(group) or entries
+    )
+    assert services.stop_services(tmp_path) == ["fine"]
+    assert called == [services.GROUP]
+    assert "could not stop the broken service" in capsys.readouterr().err

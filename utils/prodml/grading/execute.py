@@ -9,7 +9,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from prodml.workbook import engine, notebooks
+from prodml.workbook import engine, notebooks, services
 
 __all__ = [
     "CELL_TIMEOUT",
@@ -56,6 +56,7 @@ def run(nb, notebook: Path, limits: engine.Limits, run_dir: Path | None = None):
         if base:
             notebooks.write(done.nb, fresh / f"graded_{notebook.name}")
     finally:
+        services.stop_services(fresh)  # the services its kernels left (a local warehouse)
         if not base:
             shutil.rmtree(fresh, ignore_errors=True)
     return done

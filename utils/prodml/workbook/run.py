@@ -24,7 +24,7 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-from prodml.workbook import engine, metrics_path, notebooks
+from prodml.workbook import engine, metrics_path, notebooks, services
 
 
 def _repo() -> Path | None:
@@ -220,16 +220,21 @@ def main(args: argparse.Namespace) -> int:
         return 0
 
     results = []
-    for number, (notebook, rel) in enumerate(targets.items(), start=1):
-        print(f"[{number}/{len(targets)}] {rel}", flush=True)
-        result = execute_one(notebook, out / rel, params, out, args.cell_timeout)
-        result = {"notebook": rel.as_posix(), "output": str(out / rel), **result}
-        print(
-            f"    {result['status']} in {result['seconds']:.1f} s"
-            + (f": {result['error']}" if result["error"] else ""),
-            flush=True,
-        )
-        results.append(result)
+    try:
+        for number, (notebook, rel) in enumerate(targets.items(), start=1):
+            print(f"[{number}/{len(targets)}] {rel}", flush=True)
+            result = execute_one(notebook, out / rel, params, out, args.cell_timeout)
+            result = {"notebook": rel.as_posix(), "output": str(out / rel), **result}
+            print(
+                f"    {result['status']} in {result['seconds']:.1f} s"
+                + (f": {result['error']}" if result["error"] else ""),
+                flush=True,
+            )
+            results.append(result)
+    finally:
+        stopped = services.stop_services(out)
+        if stopped:
+            print(f"stopped the run folder's {', '.join(stopped)} service", flush=True)
     summary = {"run_dir": str(out), "parameters": params, "notebooks": results}
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     markdown = summary_markdown(results)
