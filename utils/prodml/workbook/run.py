@@ -157,6 +157,28 @@ def execute_one(notebook: Path, output: Path, params: dict, run_dir: Path, cell_
     }
 
 
+def execute_all(targets: dict, params: dict, out: Path, cell_timeout) -> list[dict]:
+    """Execute each notebook in turn into the run folder ``out``; their results. The services
+    their kernels left in ``out`` (the local warehouse) are stopped at the end."""
+    results = []
+    try:
+        for number, (notebook, rel) in enumerate(targets.items(), start=1):
+            print(f"[{number}/{len(targets)}] {rel}", flush=True)
+            result = execute_one(notebook, out / rel, params, out, cell_timeout)
+            result = {"notebook": rel.as_posix(), "output": str(out / rel), **result}
+            print(
+                f"    {result['status']} in {result['seconds']:.1f} s"
+                + (f": {result['error']}" if result["error"] else ""),
+                flush=True,
+            )
+            results.append(result)
+    finally:
+        stopped = services.stop_services(out)
+        if stopped:
+            print(f"stopped the run folder's {', '.join(stopped)} service", flush=True)
+    return results
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "paths", nargs="*", type=Path, help="notebooks or folders (default: notebooks/ solutions/)"
@@ -219,22 +241,7 @@ def main(args: argparse.Namespace) -> int:
         print(f"{len(targets)} notebooks and {len(copied)} other files in {out}")
         return 0
 
-    results = []
-    try:
-        for number, (notebook, rel) in enumerate(targets.items(), start=1):
-            print(f"[{number}/{len(targets)}] {rel}", flush=True)
-            result = execute_one(notebook, out / rel, params, out, args.cell_timeout)
-            result = {"notebook": rel.as_posix(), "output": str(out / rel), **result}
-            print(
-                f"    {result['status']} in {result['seconds']:.1f} s"
-                + (f": {result['error']}" if result["error"] else ""),
-                flush=True,
-            )
-            results.append(result)
-    finally:
-        stopped = services.stop_services(out)
-        if stopped:
-            print(f"stopped the run folder's {', '.join(stopped)} service", flush=True)
+    results = execute_all(targets, params, out, args.cell_timeout)
     summary = {"run_dir": str(out), "parameters": params, "notebooks": results}
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     markdown = summary_markdown(results)
