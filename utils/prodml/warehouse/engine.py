@@ -5,8 +5,9 @@ on worker threads, each with its own cursor of the one connection, so reads run 
 writes (DML, DDL, loads, streaming inserts, public tables being generated) take turns on a lock,
 one at a time, each statement its own transaction. Every write turn, when it ends, moves
 :attr:`Warehouse.generation` on: an answer computed at one generation is still the answer while
-the generation stands (BigQuery's query cache, :mod:`~prodml.warehouse.cache`, keys on it). Nothing here is HTTP: the REST layer
-(:mod:`~prodml.warehouse.rest`) turns requests into these calls.
+the generation stands (BigQuery's query cache, :mod:`~prodml.warehouse.cache`, keys on it).
+Nothing here is HTTP: the REST layer (:mod:`~prodml.warehouse.rest`) turns requests into these
+calls.
 
 BigQuery ML: statements that are BigQuery ML (``CREATE [OR REPLACE] MODEL``, ``DROP MODEL``,
 queries calling ``ML.<function>(MODEL ...)``) are handed to the engine named by
