@@ -3,9 +3,8 @@
 BigQuery answers a query it has answered before from a cached results table, at no cost and
 with ``statistics.query.cacheHit: true``, unless the job turns the look-up off
 (``useQueryCache: false``: the query runs, and its answer is still cached), names a destination
-table, or is a dry run; the query text differs
-in any way (whitespace and comments included); a table it reads has changed since; or the query
-is not deterministic (``CURRENT_TIMESTAMP()``, ``RAND()``, ``GENERATE_UUID()``...), reads a
+table, or is a dry run; the query text differs in any way (whitespace and comments included); a
+table it reads has changed since; or the query is not deterministic (``CURRENT_TIMESTAMP()``, ``RAND()``, ``GENERATE_UUID()``...), reads a
 wildcard table or an ``INFORMATION_SCHEMA`` view, or is a script or BigQuery ML. The same rules
 hold here (:attr:`prodml.warehouse.sql.Statement.cacheable` decides the last ones).
 

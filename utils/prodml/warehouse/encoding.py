@@ -155,7 +155,7 @@ def encode_rows(table: pa.Table, fields: list[dict] | None = None) -> bytes:
 # DuckDB's scalar types (DuckDBPyType.id) -> BigQuery's, for results fetched as Python values
 _DUCKDB_TYPES = {
     **dict.fromkeys(["tinyint", "smallint", "integer", "bigint", "utinyint", "usmallint",
-                     "uinteger", "null", "hugeint"], "INTEGER"),
+                     "uinteger", "null"], "INTEGER"),
     **dict.fromkeys(["float", "double"], "FLOAT"),
     "boolean": "BOOLEAN", "varchar": "STRING", "decimal": "NUMERIC", "date": "DATE",
     "time": "TIME", "timestamp": "DATETIME", "timestamp with time zone": "TIMESTAMP",
@@ -218,13 +218,6 @@ def page(table, start: int, max_results: int | None, fields: list[dict] | None =
     return body, (end if end < table.num_rows else None)
 
 
-_INT64 = (-(2**63), 2**63 - 1)
-
-
-def _overflow(name: str) -> InvalidQuery:
-    return InvalidQuery(f"Int64 overflow: a value of {name} does not fit in INT64")
-
-
 def _as_int64(table: pa.Table, wide: list[int]) -> pa.Table:
     """DuckDB's HUGEINT columns (its SUM of integers; Arrow's decimal128(38, 0)) as INT64,
     BigQuery's type for them; a value beyond INT64 is BigQuery's overflow error."""
@@ -233,7 +226,7 @@ def _as_int64(table: pa.Table, wide: list[int]) -> pa.Table:
         try:
             column = table.column(i).cast(pa.int64())
         except pa.ArrowInvalid:
-            raise _overflow(name) from None
+            raise InvalidQuery(f"Int64 overflow: a value of {name} does not fit in INT64") from None
         table = table.set_column(i, pa.field(name, pa.int64()), column)
     return table
 
@@ -241,8 +234,8 @@ def _as_int64(table: pa.Table, wide: list[int]) -> pa.Table:
 def fetch(cur, small: bool = True) -> pa.Table | Rows:
     """The result of the statement ``cur`` ran: a few rows of plain scalars as :class:`Rows`
     (unless ``small`` is False: for a caller that needs DuckDB's exact types, the BigQuery ML
-    engine), anything else as an Arrow table. HUGEINT (DuckDB's SUM of integers) comes back as
-    INT64, as BigQuery types a SUM of INT64."""
+    engine), anything else as an Arrow table. HUGEINT (DuckDB's SUM of integers; not a plain
+    scalar of :class:`Rows`) comes back as INT64, as BigQuery types a SUM of INT64."""
     # DuckDB 2 names it to_arrow_table; 1.x (Colab's) fetch_arrow_table
     arrow = getattr(cur, "to_arrow_table", None) or cur.fetch_arrow_table
     description = cur.description or []
@@ -253,10 +246,7 @@ def fetch(cur, small: bool = True) -> pa.Table | Rows:
     if fields is None:
         return _as_int64(arrow(), wide)
     first = cur.fetchmany(SMALL + 1)
-    for i in wide:
-        if any(r[i] is not None and not _INT64[0] <= r[i] <= _INT64[1] for r in first):
-            raise _overflow(description[i][0])
     if len(first) <= SMALL:
         return Rows(fields, first)
-    rest = _as_int64(arrow(), wide)
+    rest = arrow()
     return pa.concat_tables([Rows(fields, first).to_arrow(rest.schema), rest])

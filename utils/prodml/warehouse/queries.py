@@ -94,14 +94,10 @@ def run_query_job(
     warehouse: Warehouse, store: JobStore, job: Job, cache: QueryCache | None = None
 ) -> Job:
     """Run a query job to the end; a failure is recorded on the job, as BigQuery does. With a
-    ``cache``, an answer BigQuery would take from its cache comes from there, and a new
-    cacheable answer is filed in it."""
+    ``cache``, a cacheable answer is filed in it (the look-up is :func:`cached_job`'s, before
+    the job is made)."""
     key = cache.key(job.project, job.configuration) if cache is not None else None
     ran_at = warehouse.generation
-    look = key is not None and cache.looks(job.configuration)
-    cached = cache.get(key, ran_at) if look else None
-    if cached is not None:
-        return _answered(store, job, QueryResult(cached, "SELECT"), cache_hit=True)
     query = job.configuration.get("query") or {}
     try:
         result = _run(warehouse, job, query)

@@ -308,7 +308,7 @@ NONDETERMINISTIC = frozenset(
 def deterministic(tree: exp.Expression) -> bool:
     """Whether a statement's answer depends only on the data (no NONDETERMINISTIC function,
     no TABLESAMPLE)."""
-    if any(True for _ in tree.find_all(exp.TableSample)):
+    if tree.find(exp.TableSample) is not None:
         return False
     return not any(
         (f.name if isinstance(f, exp.Anonymous) else f.sql_name()).upper() in NONDETERMINISTIC
